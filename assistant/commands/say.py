@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import numpy as np
+
+from assistant.audio import write_wav
+from assistant.errors import UserFacingError
+from assistant.model_store import ModelStore
+from assistant.phrases import speakable
+from assistant.tts import create_engine
+
+
+def run(args, config) -> int:
+    text = speakable(args.text)
+    if not text:
+        raise UserFacingError("nothing to say: the text is empty")
+    engine = create_engine(config.tts, ModelStore())
+    audio = np.concatenate(list(engine.synthesize(text)) or [np.zeros(0, np.float32)])
+    write_wav(args.output, audio, engine.sample_rate)
+    print(f"{args.output}: {audio.size / engine.sample_rate:.2f} s")
+    return 0

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+from assistant.asr import Segment, WhisperRecognizer, check_language
+from assistant.audio import read_audio
+from assistant.model_store import ModelStore
+
+
+def run(args, config) -> int:
+    language = check_language(args.language)  # fail on a bad code before loading anything
+    audio = read_audio(args.file)
+    recognizer = WhisperRecognizer(ModelStore().whisper_dir(config.asr.model), config.asr)
+    result = recognizer.transcribe(
+        audio, language=language, task=args.task, vad_filter=True, timestamps=True
+    )
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "text": result.text,
+                    "language": result.language,
+                    "language_probability": round(result.language_probability, 3),
+                    "duration": round(result.duration_s, 3),
+                    "segments": [
+                        {"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
+                        for s in result.segments
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+    elif args.format == "srt":
+        print(subtitles(result.segments, srt=True), end="")
+    elif args.format == "vtt":
+        print("WEBVTT\n\n" + subtitles(result.segments, srt=False), end="")
+    else:
+        print(result.text)
+    return 0
+
+
+def subtitles(segments: list[Segment], *, srt: bool) -> str:
+    blocks = []
+    for i, seg in enumerate(segments, 1):
+        span = f"{_stamp(seg.start, srt)} --> {_stamp(seg.end, srt)}"
+        blocks.append(f"{i}\n{span}\n{seg.text}\n" if srt else f"{span}\n{seg.text}\n")
+    return "\n".join(blocks)
+
+
+def _stamp(seconds: float, srt: bool) -> str:
+    ms = round(seconds * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{',' if srt else '.'}{ms:03d}"

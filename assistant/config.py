@@ -1,0 +1,130 @@
+"""Typed settings for every stage, loadable from a TOML file.
+
+One dataclass per stage keeps each worker's knobs next to each other and lets the CLI
+and the window override single fields without knowing the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+from assistant.errors import ConfigError
+
+APP_NAME = "voice-assistant"
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass
+class AudioConfig:
+    input_device: str | int | None = None  # None: the system default
+    output_device: str | int | None = None
+    sample_rate: int = 16000  # what VAD and ASR consume
+    block_ms: int = 32  # one Silero VAD window at 16 kHz
+
+
+@dataclass
+class VadConfig:
+    mode: Literal["hands-free", "push-to-talk"] = "hands-free"
+    threshold: float = 0.5
+    min_speech_ms: int = 200  # shorter bursts are noise, not a turn
+    end_silence_ms: int = 600  # silence that ends a turn
+    pre_roll_ms: int = 500  # audio kept from before speech started, so the first syllable survives
+    max_utterance_s: float = 90.0  # a turn is cut here even if the user keeps talking
+    barge_in: bool = True  # speech while the assistant talks interrupts it
+
+
+@dataclass
+class AsrConfig:
+    model: str = "default"  # "default" (embedded Whisper base) or a CTranslate2 model folder
+    device: Device = "auto"
+    compute_type: str = "auto"  # auto: float16 on CUDA, int8 on CPU
+    language: str | None = None  # None: detect
+    task: Literal["transcribe", "translate"] = "transcribe"
+    beam_size: int = 1
+    cpu_threads: int = 0  # 0: CTranslate2 default
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+
+
+@dataclass
+class LlmConfig:
+    model: str = (
+        "default"  # "default" (embedded SmolLM2-135M), a transformers folder or a .gguf file
+    )
+    device: Device = "auto"
+    system_prompt: str = (
+        "You are a friendly voice assistant running on the user's own computer. "
+        "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
+    )
+    max_new_tokens: int = 96
+    context_tokens: int = 1536  # prompt budget: the oldest turns are dropped past it
+    temperature: float = 0.0  # 0: greedy
+    threads: int = 0  # 0: torch default
+
+
+@dataclass
+class TtsConfig:
+    engine: Literal["piper"] = "piper"
+    voice: str = "default"  # "default" (embedded Piper joe) or a Piper .onnx file
+    speed: float = 1.0
+    min_phrase_chars: int = 24  # a clause shorter than this waits for more text
+    max_phrase_chars: int = 160  # longer text is cut at the last space
+
+
+@dataclass
+class AssistantConfig:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AssistantConfig:
+        """Read settings from ``path`` (or the user's config file if it exists)."""
+        if path is None:
+            path = default_config_path()
+            if not path.exists():
+                return cls()
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AssistantConfig:
+        config = cls()
+        for section, values in data.items():
+            target = getattr(config, section, None)
+            if target is None or not dataclasses.is_dataclass(target):
+                raise ConfigError(f"unknown config section [{section}]")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section [{section}] must be a table")
+            known = {f.name for f in dataclasses.fields(target)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"unknown setting {section}.{key}")
+                setattr(target, key, value)
+        return config
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def cache_dir() -> Path:
+    """Where prepared models live; ``VOICE_ASSISTANT_CACHE_DIR`` overrides it."""
+    override = os.environ.get("VOICE_ASSISTANT_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))

@@ -1,0 +1,107 @@
+"""Typed events the pipeline publishes; the window and the CLI only ever see these.
+
+Every event carries the turn it belongs to, so a consumer can ignore events of a turn
+that was interrupted. Times are ``time.monotonic()`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class State(StrEnum):
+    STOPPED = "stopped"
+    LOADING = "loading"
+    LISTENING = "listening"
+    HEARING = "hearing"  # the user is speaking
+    THINKING = "thinking"  # transcribing or generating before the first audio
+    SPEAKING = "speaking"
+
+
+@dataclass(frozen=True)
+class Event:
+    turn: int
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: State
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """Models are loaded and audio is flowing: the assistant is listening."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted(Event):
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded(Event):
+    at: float  # when the last voiced audio was captured
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PartialTranscript(Event):
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalTranscript(Event):
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class NothingHeard(Event):
+    """The utterance held no words (noise, a cough, silence): no reply follows."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReplyToken(Event):
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyFinished(Event):
+    text: str
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class AudioStarted(Event):
+    at: float
+
+
+@dataclass(frozen=True)
+class AudioFinished(Event):
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class TurnCancelled(Event):
+    reason: str  # "barge-in" or "stop"
+
+
+@dataclass(frozen=True)
+class TurnTimings(Event):
+    """Per-stage latency of one turn, in milliseconds (None where a stage did not run)."""
+
+    timings_ms: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorOccurred(Event):
+    stage: str
+    message: str
+    fatal: bool = False
+
+
+EventHandler = Callable[[Event], None]

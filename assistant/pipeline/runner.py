@@ -1,0 +1,424 @@
+"""The live assistant: capture, VAD, ASR, LLM, TTS and playback, each in its own thread.
+
+Stages are joined by queues and never call each other. Each queued item carries its
+turn; a new utterance (barge-in) or Stop begins a new turn, clears the speaker at once,
+and every worker drops the older items it meets. Subscribers receive typed events from
+the worker threads (the Qt bridge re-posts them to the GUI thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.audio.blocks import AudioBlock
+from assistant.audio.resample import resample
+from assistant.audio.sinks import AudioSink
+from assistant.audio.sources import AudioSource
+from assistant.config import AssistantConfig
+from assistant.errors import AudioDeviceError
+from assistant.events import (
+    AudioFinished,
+    AudioStarted,
+    ErrorOccurred,
+    Event,
+    EventHandler,
+    FinalTranscript,
+    NothingHeard,
+    PartialTranscript,
+    Ready,
+    ReplyFinished,
+    ReplyToken,
+    SpeechEnded,
+    SpeechStarted,
+    State,
+    StateChanged,
+    TurnCancelled,
+    TurnTimings,
+)
+from assistant.phrases import PhraseSplitter
+from assistant.pipeline.engines import Engines
+from assistant.pipeline.timing import TurnTimer
+from assistant.pipeline.turns import TurnClock
+from assistant.vad import WINDOW, Endpointer, SileroVad, SpeechProgress, SpeechStart, Utterance
+
+log = logging.getLogger(__name__)
+_STOP = object()
+_RECONNECT_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Heard:
+    turn: int
+    audio: np.ndarray
+    final: bool
+
+
+@dataclass(frozen=True)
+class _Ask:
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    turn: int
+    text: str | None  # None marks the end of the reply
+
+
+@dataclass(frozen=True)
+class _Speech:
+    turn: int
+    samples: np.ndarray | None  # None marks the end of the reply
+    rate: int
+
+
+class Assistant:
+    def __init__(
+        self,
+        config: AssistantConfig,
+        engines: Engines,
+        source: AudioSource,
+        sink: AudioSink,
+        *,
+        partial_every_s: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.engines = engines
+        self.source = source
+        self.sink = sink
+        self.clock = TurnClock()
+        self.timer = TurnTimer()
+        self._endpointer = Endpointer(config.vad, progress_every_s=partial_every_s)
+        self._vad = SileroVad()
+        self._handlers: list[EventHandler] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._active: int | None = None  # the turn being answered, if any
+        self._audible: set[int] = set()  # turns whose reply has started playing
+        self._ignoring = False  # an utterance heard while busy with barge-in off
+        self._ptt: queue.Queue[tuple[bool, float]] = queue.Queue()
+        self._captured: queue.Queue = queue.Queue()
+        self._heard: queue.Queue = queue.Queue()
+        self._asks: queue.Queue = queue.Queue()
+        self._phrases: queue.Queue = queue.Queue()
+        self._speech: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._source_open = False
+
+    # -- public API ---------------------------------------------------------------------
+    def subscribe(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def start(self) -> None:
+        """Open the audio devices and start the workers (models are already loaded)."""
+        try:
+            self.sink.start()
+        except AudioDeviceError as exc:
+            self._emit(ErrorOccurred(0, "audio-out", str(exc)))
+        try:
+            self.source.start()
+            self._source_open = True
+        except AudioDeviceError as exc:
+            self._emit(ErrorOccurred(0, "audio-in", f"{exc}; retrying every {_RECONNECT_S:.0f} s"))
+        for name, target in (
+            ("capture", self._capture_loop),
+            ("vad", self._vad_loop),
+            ("asr", self._asr_loop),
+            ("llm", self._llm_loop),
+            ("tts", self._tts_loop),
+            ("playback", self._playback_loop),
+        ):
+            thread = threading.Thread(target=target, name=f"assistant-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._emit(Ready(self.clock.current))
+        self._emit(StateChanged(self.clock.current, State.LISTENING))
+
+    def push_to_talk(self, down: bool) -> None:
+        """Press or release the talk button (any mode: it also interrupts a reply)."""
+        self._ptt.put((down, time.monotonic()))
+
+    def ask(self, text: str) -> int:
+        """Answer typed text as if it had been spoken; returns the new turn."""
+        turn = self._begin_turn("barge-in")
+        with self._lock:
+            self._active = turn
+        self._emit(FinalTranscript(turn, text, self.config.asr.language or ""))
+        self._emit(StateChanged(turn, State.THINKING))
+        self._asks.put(_Ask(turn, text))
+        return turn
+
+    def stop_speaking(self) -> None:
+        """Drop the current reply (LLM, TTS and playback) at once."""
+        self._begin_turn("stop")
+        self._emit(StateChanged(self.clock.current, State.LISTENING))
+
+    def shutdown(self, timeout: float = 10.0) -> list[str]:
+        """Stop every worker; returns the names of any thread that failed to stop."""
+        self._stop.set()
+        self.clock.begin()
+        self.sink.clear()
+        self.source.close()
+        for q in (self._captured, self._heard, self._asks, self._phrases, self._speech):
+            q.put(_STOP)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.sink.close()
+        self._emit(StateChanged(self.clock.current, State.STOPPED))
+        return [t.name for t in self._threads if t.is_alive()]
+
+    @property
+    def busy(self) -> bool:
+        return self._active is not None
+
+    # -- helpers ------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a broken subscriber must not take a stage down
+                log.exception("event handler failed on %r", event)
+
+    def _begin_turn(self, reason: str) -> int:
+        """Start a new turn, cancelling whatever the previous one still had in flight."""
+        with self._lock:
+            old = self._active
+            self._active = None
+            turn = self.clock.begin()
+        self.sink.clear()
+        if old is not None:
+            self._emit(TurnCancelled(old, reason))
+            if old in self._audible:
+                self._emit(AudioFinished(old, interrupted=True))
+        self.timer.forget_before(turn)
+        return turn
+
+    def _finish_turn(self, turn: int) -> None:
+        with self._lock:
+            if self._active != turn:
+                return
+            self._active = None
+        self._emit(StateChanged(turn, State.LISTENING))
+
+    def _fail(self, stage: str, turn: int, exc: BaseException) -> None:
+        log.exception("%s stage failed", stage)
+        self._emit(ErrorOccurred(turn, stage, f"{type(exc).__name__}: {exc}"))
+
+    # -- workers ------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        opened = self._source_open
+        while not self._stop.is_set():
+            if not opened:
+                if self._stop.wait(_RECONNECT_S):
+                    return
+                try:
+                    self.source.start()
+                    opened = True
+                except AudioDeviceError:
+                    continue
+            try:
+                block = self.source.read(timeout=0.1)
+            except AudioDeviceError as exc:
+                self._emit(ErrorOccurred(self.clock.current, "audio-in", str(exc)))
+                self.source.close()
+                opened = False
+                continue
+            if block is not None:
+                self._captured.put(block)
+
+    def _vad_loop(self) -> None:
+        pending = np.zeros(0, dtype=np.float32)
+        rate = self.config.audio.sample_rate
+        while True:
+            block = self._captured.get()
+            if block is _STOP:
+                return
+            while not self._ptt.empty():
+                down, at = self._ptt.get()
+                for event in self._endpointer.push_to_talk(down, at):
+                    self._on_vad_event(event)
+            assert isinstance(block, AudioBlock)
+            pending = np.concatenate([pending, block.samples])
+            n = pending.size // WINDOW
+            for i in range(n):
+                window = pending[i * WINDOW : (i + 1) * WINDOW]
+                at = block.captured_at - (pending.size - (i + 1) * WINDOW) / rate
+                try:
+                    prob = self._vad(window)
+                except Exception as exc:
+                    self._fail("vad", self.clock.current, exc)
+                    prob = 0.0
+                for event in self._endpointer.process(window, prob, at):
+                    self._on_vad_event(event)
+            pending = pending[n * WINDOW :]
+
+    def _on_vad_event(self, event) -> None:
+        if isinstance(event, SpeechStart):
+            if self.busy and not (self.config.vad.barge_in or self._ptt_mode):
+                self._ignoring = True
+                return
+            self._ignoring = False
+            turn = self._begin_turn("barge-in")
+            self._emit(SpeechStarted(turn, event.at))
+            self._emit(StateChanged(turn, State.HEARING))
+        elif self._ignoring:
+            self._ignoring = not isinstance(event, Utterance)
+        elif isinstance(event, SpeechProgress):
+            self._heard.put(_Heard(self.clock.current, event.audio, final=False))
+        elif isinstance(event, Utterance):
+            turn = self.clock.current
+            with self._lock:
+                self._active = turn
+            self.timer.mark(turn, "speech_end", event.speech_end_at)
+            self.timer.mark(turn, "endpoint", event.decided_at)
+            duration = event.audio.size / self.config.audio.sample_rate
+            self._emit(SpeechEnded(turn, event.speech_end_at, duration))
+            self._emit(StateChanged(turn, State.THINKING))
+            self._heard.put(_Heard(turn, event.audio, final=True))
+
+    @property
+    def _ptt_mode(self) -> bool:
+        return self.config.vad.mode == "push-to-talk"
+
+    def _asr_loop(self) -> None:
+        while True:
+            item = self._heard.get()
+            if item is _STOP:
+                return
+            if not self.clock.is_current(item.turn):
+                continue
+            if not item.final:
+                if self._heard.empty():
+                    self._partial(item)
+                continue
+            self.timer.mark(item.turn, "asr_start", time.monotonic())
+            try:
+                transcript = self.engines.recognizer.transcribe(item.audio)
+            except Exception as exc:
+                self._fail("asr", item.turn, exc)
+                self._finish_turn(item.turn)
+                continue
+            self.timer.mark(item.turn, "asr_end", time.monotonic())
+            if not self.clock.is_current(item.turn):
+                continue
+            if not transcript.text:
+                self._emit(NothingHeard(item.turn, "no words recognised"))
+                self._finish_turn(item.turn)
+                continue
+            self._emit(FinalTranscript(item.turn, transcript.text, transcript.language))
+            self._asks.put(_Ask(item.turn, transcript.text))
+
+    def _partial(self, item: _Heard) -> None:
+        try:
+            transcript = self.engines.recognizer.transcribe(item.audio)
+        except Exception as exc:
+            self._fail("asr", item.turn, exc)
+            return
+        if transcript.text and self.clock.is_current(item.turn):
+            self._emit(PartialTranscript(item.turn, transcript.text))
+
+    def _llm_loop(self) -> None:
+        tts = self.config.tts
+        while True:
+            item = self._asks.get()
+            if item is _STOP:
+                return
+            turn = item.turn
+            if not self.clock.is_current(turn):
+                continue
+            splitter = PhraseSplitter(tts.min_phrase_chars, tts.max_phrase_chars)
+            self.timer.mark(turn, "llm_start", time.monotonic())
+
+            def on_text(text: str, turn: int = turn, splitter: PhraseSplitter = splitter) -> None:
+                self.timer.mark(turn, "llm_first_token", time.monotonic())
+                self._emit(ReplyToken(turn, text))
+                for phrase in splitter.feed(text):
+                    self.timer.mark(turn, "llm_first_phrase", time.monotonic())
+                    self._phrases.put(_Phrase(turn, phrase))
+
+            try:
+                text, cancelled = self.engines.chat.reply(
+                    item.text, on_text, cancelled=lambda t=turn: not self.clock.is_current(t)
+                )
+            except Exception as exc:
+                self._fail("llm", turn, exc)
+                text, cancelled = "", False
+            if not cancelled:
+                for phrase in splitter.flush():
+                    self.timer.mark(turn, "llm_first_phrase", time.monotonic())
+                    self._phrases.put(_Phrase(turn, phrase))
+            self._emit(ReplyFinished(turn, text, cancelled))
+            self._phrases.put(_Phrase(turn, None))
+
+    def _tts_loop(self) -> None:
+        while True:
+            item = self._phrases.get()
+            if item is _STOP:
+                return
+            turn = item.turn
+            if not self.clock.is_current(turn):
+                continue
+            rate = self.engines.tts.sample_rate
+            if item.text is None:
+                self._speech.put(_Speech(turn, None, rate))
+                continue
+            self.timer.mark(turn, "tts_start", time.monotonic())
+            try:
+                for samples in self.engines.tts.synthesize(item.text):
+                    if not self.clock.is_current(turn):
+                        break
+                    self.timer.mark(turn, "tts_first_audio", time.monotonic())
+                    self._speech.put(_Speech(turn, samples, rate))
+            except Exception as exc:
+                self._fail("tts", turn, exc)
+
+    def _playback_loop(self) -> None:
+        while True:
+            item = self._speech.get()
+            if item is _STOP:
+                return
+            turn = item.turn
+            if not self.clock.is_current(turn):
+                continue
+            if item.samples is None:
+                self._drain(turn)
+                continue
+            first = not self.timer.has(turn, "queued_audio")
+            self.timer.mark(turn, "queued_audio", time.monotonic())
+            try:
+                if not self.sink.sample_rate:
+                    raise AudioDeviceError("no speaker is open: the reply cannot be played")
+                samples = resample(item.samples, item.rate, self.sink.sample_rate)
+                self.sink.play(samples, self._on_first_sample(turn) if first else None)
+            except AudioDeviceError as exc:
+                self._emit(ErrorOccurred(turn, "audio-out", str(exc)))
+                self._finish_turn(turn)
+
+    def _on_first_sample(self, turn: int):
+        def started(at: float) -> None:
+            if not self.clock.is_current(turn):
+                return
+            self._audible.add(turn)
+            self.timer.mark(turn, "first_sample", at)
+            self._emit(AudioStarted(turn, at))
+            self._emit(StateChanged(turn, State.SPEAKING))
+            self._emit(TurnTimings(turn, self.timer.timings_ms(turn)))
+
+        return started
+
+    def _drain(self, turn: int) -> None:
+        """Wait for the reply to finish playing, unless a newer turn takes over."""
+        while self.clock.is_current(turn) and not self._stop.is_set():
+            if self.sink.wait_idle(0.05):
+                break
+        if self.clock.is_current(turn):
+            self._audible.discard(turn)
+            self._emit(AudioFinished(turn, interrupted=False))
+            self._finish_turn(turn)

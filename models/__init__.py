@@ -1,0 +1,12 @@
+"""The model catalog: every model the assistant knows, where it comes from and its checksums.
+
+Kept as data (``catalog.json``) so that packaging and the model manager read the same
+source of truth as the engine.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def catalog_path() -> Path:
+    return Path(str(files("models").joinpath("catalog.json")))

@@ -1,0 +1,56 @@
+"""Shared fixtures. ``pulse``: the test PulseAudio server (see tests/audio_env.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import audio_env`, with or without __init__.py
+
+import audio_env  # noqa: E402
+
+_own_server = None  # (process, runtime dir) when plain `pytest` started the server itself
+_server_error: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Same environment as tests/run_suite.sh. Runs before test modules are imported, so that
+    PortAudio (initialised by `import sounddevice`) already sees the server and ALSA config."""
+    global _own_server, _server_error
+    for name, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("QT_QPA_PLATFORM", "offscreen"),
+    ):
+        os.environ.setdefault(name, value)
+    if os.environ.get("VA_TEST_PULSE") or hasattr(config, "workerinput"):
+        return  # started by tests/run_suite.sh (or by the xdist controller)
+    runtime_dir = tempfile.mkdtemp(prefix="va-test-pulse-")
+    os.environ["VA_TEST_PULSE"] = runtime_dir
+    try:
+        _own_server = (audio_env.start_server(runtime_dir), runtime_dir)
+    except (OSError, RuntimeError) as exc:
+        _server_error = f"could not start the test PulseAudio server: {exc}"
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _own_server:
+        proc, runtime_dir = _own_server
+        audio_env.stop_server(proc)
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pulse() -> audio_env.PulseAudio:
+    """The test PulseAudio server: app_out (default sink) and mic_feed (its monitor is the
+    default source). Fails, rather than skips, when it is not reachable."""
+    if _server_error:
+        pytest.fail(_server_error)
+    audio_env.check_server()
+    return audio_env.PulseAudio()
