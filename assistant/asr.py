@@ -32,6 +32,17 @@ class Transcript:
     duration_s: float = 0.0
 
 
+SAMPLE_RATE = 16000
+
+
+def contains_speech(audio: np.ndarray) -> bool:
+    """Whether Silero VAD finds any speech: Whisper turns silence into "you" or "Thank you"."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_speech_duration_ms=150, min_silence_duration_ms=300)
+    return bool(get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE))
+
+
 def language_codes() -> set[str]:
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -82,6 +93,8 @@ class WhisperRecognizer:
         """Decode mono 16 kHz float32 ``audio``; empty text means nothing was said."""
         language = check_language(language) or self.language
         cfg = self.config
+        if not vad_filter and not contains_speech(audio):
+            return Transcript("", language or "", 0.0, [], audio.size / SAMPLE_RATE)
         segments, info = self.model.transcribe(
             audio,
             language=language,

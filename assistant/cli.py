@@ -7,6 +7,7 @@ people get the cause and the fix instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -89,19 +90,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: AssistantConfig) -> int:
-    from assistant import commands
-
     if args.command is None:
-        return commands.open_window(config)
-    handler = {
-        "transcribe": commands.transcribe,
-        "chat": commands.chat,
-        "listen": commands.listen,
-        "say": commands.say,
-        "doctor": commands.doctor,
-        "prepare-models": commands.prepare_models,
-    }[args.command]
-    return handler(args, config)
+        from assistant.commands import window
+
+        return window.run(config)
+    module = importlib.import_module(f"assistant.commands.{args.command.replace('-', '_')}")
+    return module.run(args, config)
 
 
 if __name__ == "__main__":

@@ -84,9 +84,9 @@ def package_dir(package: str) -> Path | None:
 class ModelStore:
     """Resolves model references ("default" or a local path) to verified, loadable files."""
 
-    def __init__(self, root: Path | None = None, locate=package_dir) -> None:
+    def __init__(self, root: Path | None = None, locate=None) -> None:
         self.root = root or cache_dir()
-        self._locate = locate
+        self._locate = locate or package_dir
         self.catalog = load_catalog()
 
     # -- verification -----------------------------------------------------------------

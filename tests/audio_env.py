@@ -262,7 +262,8 @@ def speak(text: str, path: str | Path, voice: str = "en-us", engine: str = "espe
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "tts.wav"
         if engine == "espeak-ng":
-            cmd = ["espeak-ng", "-v", voice, "-w", str(raw), text]
+            # a little slower than espeak's default 175 wpm: clearer for the recogniser
+            cmd = ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text]
         elif engine == "flite":
             cmd = ["flite", "-t", text, "-o", str(raw)]
             if voice != "en-us":

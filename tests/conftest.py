@@ -54,3 +54,17 @@ def pulse() -> audio_env.PulseAudio:
         pytest.fail(_server_error)
     audio_env.check_server()
     return audio_env.PulseAudio()
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """The default models (Whisper base, SmolLM2-135M, Piper joe), loaded once per session."""
+    from assistant.config import AssistantConfig
+    from assistant.pipeline import load_engines
+
+    return load_engines(AssistantConfig())
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("speech")

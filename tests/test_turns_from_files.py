@@ -1,0 +1,96 @@
+"""Whole turns through the real pipeline with a file as microphone (tests 4 and 5)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from audio_env import speak
+
+from assistant.audio import read_audio
+from assistant.audio.sinks import FileSink
+from assistant.audio.sources import FileSource
+from assistant.config import AssistantConfig
+from assistant.events import ErrorOccurred, FinalTranscript, ReplyToken
+from assistant.pipeline import Assistant
+from assistant.session import TurnLog
+
+
+def run_turns(engines, audio: np.ndarray, config: AssistantConfig | None = None, timeout=240):
+    """Feed ``audio`` (then silence) through the pipeline; return the log once it is idle."""
+    config = config or AssistantConfig()
+    config.llm.max_new_tokens = 32
+    source = FileSource(audio=audio, realtime=False)
+    sink = FileSink(sample_rate=engines.tts.sample_rate)
+    log = TurnLog()
+    events = []
+    assistant = Assistant(config, engines, source, sink)
+    assistant.subscribe(log)
+    assistant.subscribe(events.append)
+    assistant.start()
+    try:
+        assert log.wait(
+            lambda lg: (
+                source.finished.is_set() and lg.turns and all(r.outcome for r in lg.turns.values())
+            ),
+            timeout,
+        ), f"the turn did not finish: {log.turns}"
+    finally:
+        assert assistant.shutdown() == [], "a worker thread did not stop"
+    return log, events, sink
+
+
+@pytest.fixture(scope="module")
+def question(speech_dir) -> np.ndarray:
+    return read_audio(speak("What is the capital of France?", speech_dir / "question.wav"))
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "noise-bursts"])
+def test_silence_and_noise_give_no_transcript_and_no_reply(engines, question, kind):
+    """Seconds of silence or noise, then a real question: only the question is answered."""
+    rng = np.random.default_rng(3)
+    n = 16000 * 5
+    lead = {
+        "silence": np.zeros(n),
+        "noise": 0.08 * rng.standard_normal(n),
+        # loud bursts long enough to trip the VAD: they must end as "nothing heard"
+        "noise-bursts": np.concatenate(
+            [np.concatenate([0.3 * rng.standard_normal(8000), np.zeros(12000)]) for _ in range(4)]
+        ),
+    }[kind]
+    gap = np.zeros(16000)
+    audio = np.concatenate([lead, gap, question, gap]).astype(np.float32)
+    log, events, sink = run_turns(engines, audio)
+    transcripts = [e for e in events if isinstance(e, FinalTranscript)]
+    assert len(transcripts) == 1, [e.text for e in transcripts]
+    assert re.search(r"capital|france", transcripts[0].text, re.I)
+    first_token_turns = {e.turn for e in events if isinstance(e, ReplyToken)}
+    assert first_token_turns == {transcripts[0].turn}, "only the question may get a reply"
+    assert not [e for e in events if isinstance(e, ErrorOccurred)]
+    assert sink.audio.size > 0
+
+
+def test_sixty_second_utterance(engines, speech_dir):
+    words = (
+        "I would like to tell you about my long day, which started early in the morning "
+        "when the alarm rang, and then I made coffee, read the news, walked the dog around "
+        "the park, answered a few emails, met a friend for lunch, talked about music and "
+        "travel, went back to work, fixed a difficult bug, called my mother, cooked dinner "
+        "with fresh vegetables, watched a documentary about whales, and finally"
+    )
+    path = speak(f"{words}, {words}, {words} went to bed.", speech_dir / "long.wav")
+    audio = read_audio(path)
+    seconds = audio.size / 16000
+    assert 55 <= seconds <= 120, seconds
+    config = AssistantConfig()
+    config.vad.end_silence_ms = 1200  # espeak pauses between clauses must not end the turn
+    log, events, sink = run_turns(engines, np.concatenate([audio, np.zeros(16000)]), config)
+    assert not [e for e in events if isinstance(e, ErrorOccurred)]
+    transcripts = [e for e in events if isinstance(e, FinalTranscript)]
+    assert len(transcripts) == 1
+    text = transcripts[0].text.lower()
+    for word in ("coffee", "dog", "lunch", "whales", "bed"):
+        assert word in text, (word, text)
+    record = log.turns[transcripts[0].turn]
+    assert record.outcome == "answered" and record.reply

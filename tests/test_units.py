@@ -1,0 +1,109 @@
+"""Fast tests of the pieces that need no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.asr import Segment
+from assistant.commands.transcribe import subtitles
+from assistant.config import AssistantConfig, VadConfig
+from assistant.errors import ConfigError
+from assistant.phrases import PhraseSplitter, speakable
+from assistant.pipeline.turns import TurnClock
+from assistant.vad import WINDOW, Endpointer, SpeechStart, Utterance
+
+
+def feed(splitter: PhraseSplitter, text: str, step: int = 3) -> list[str]:
+    out = []
+    for i in range(0, len(text), step):
+        out += splitter.feed(text[i : i + step])
+    return out + splitter.flush()
+
+
+def test_phrases_split_at_sentence_ends_while_streaming():
+    phrases = feed(PhraseSplitter(), "Paris is the capital. It is in France! Lovely, isn't it?")
+    assert phrases == ["Paris is the capital.", "It is in France!", "Lovely, isn't it?"]
+
+
+def test_first_clause_goes_early_but_short_clauses_wait():
+    splitter = PhraseSplitter(min_chars=20)
+    assert splitter.feed("Well, ") == []
+    assert splitter.feed("the answer is simple, ") == ["Well, the answer is simple,"]
+
+
+def test_run_on_text_is_cut_at_a_space():
+    phrases = feed(PhraseSplitter(max_chars=40), "word " * 30)
+    assert all(len(p) <= 40 for p in phrases)
+    assert " ".join(phrases).split() == ["word"] * 30
+
+
+def test_speakable_strips_markdown_and_emoji():
+    assert speakable("**Bold** and `code` 😀 [link](http://x)") == "Bold and code link"
+
+
+def test_decimal_numbers_are_not_sentence_ends():
+    assert feed(PhraseSplitter(), "Pi is 3.14 roughly.") == ["Pi is 3.14 roughly."]
+
+
+def windows(prob_pattern: str, config: VadConfig):
+    """Run the endpointer over windows whose speech probability the pattern gives."""
+    endpointer = Endpointer(config)
+    events = []
+    for i, mark in enumerate(prob_pattern):
+        window = np.full(WINDOW, i, dtype=np.float32)
+        events += endpointer.process(window, 0.9 if mark == "#" else 0.0, at=i * 0.032)
+    return events
+
+
+def test_endpointer_keeps_pre_roll_and_ends_after_silence():
+    config = VadConfig(min_speech_ms=96, end_silence_ms=320, pre_roll_ms=160)
+    events = windows("." * 20 + "#" * 30 + "." * 15, config)
+    starts = [e for e in events if isinstance(e, SpeechStart)]
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(starts) == 1 and len(utterances) == 1
+    first_window = int(utterances[0].audio[0])
+    assert first_window <= 20 - 2, "pre-roll must include audio from before speech began"
+    assert utterances[0].speech_end_at == pytest.approx(49 * 0.032)
+    assert utterances[0].decided_at - utterances[0].speech_end_at >= 0.32 - 1e-6
+
+
+def test_endpointer_ignores_short_bursts():
+    config = VadConfig(min_speech_ms=200)
+    events = windows("." * 10 + "##" + "." * 40, config)
+    assert events == []
+
+
+def test_endpointer_push_to_talk_bounds_the_utterance():
+    config = VadConfig(mode="push-to-talk", pre_roll_ms=64)
+    endpointer = Endpointer(config)
+    for i in range(5):
+        endpointer.process(np.full(WINDOW, i, np.float32), 0.0, i * 0.032)
+    assert isinstance(endpointer.push_to_talk(True, 0.2)[0], SpeechStart)
+    for i in range(5, 15):
+        endpointer.process(np.full(WINDOW, i, np.float32), 0.9, i * 0.032)
+    (utterance,) = endpointer.push_to_talk(False, 0.5)
+    values = np.unique(utterance.audio)
+    assert values[0] == 3 and values[-1] == 14  # two pre-roll windows, then all it heard
+
+
+def test_turn_clock_makes_older_turns_stale():
+    clock = TurnClock()
+    first = clock.begin()
+    second = clock.begin()
+    assert not clock.is_current(first) and clock.is_current(second)
+
+
+def test_config_rejects_unknown_settings():
+    with pytest.raises(ConfigError, match="unknown setting vad.nope"):
+        AssistantConfig.from_dict({"vad": {"nope": 1}})
+    config = AssistantConfig.from_dict({"vad": {"end_silence_ms": 400}, "asr": {"language": "fr"}})
+    assert config.vad.end_silence_ms == 400 and config.asr.language == "fr"
+
+
+def test_subtitle_formats():
+    segments = [Segment(0.0, 1.5, "Hello."), Segment(61.25, 3725.0, "Bye.")]
+    srt = subtitles(segments, srt=True)
+    assert "1\n00:00:00,000 --> 00:00:01,500\nHello.\n" in srt
+    assert "2\n00:01:01,250 --> 01:02:05,000\nBye.\n" in srt
+    assert "00:01:01.250 --> 01:02:05.000" in subtitles(segments, srt=False)
