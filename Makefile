@@ -48,8 +48,7 @@ test: setup
 	bash tests/run_suite.sh $(ARGS)
 
 bench: setup
-	@test -f bench/run_bench.py || { echo "make bench: bench/run_bench.py does not exist yet" >&2; exit 1; }
-	$(OFFLINE) $(VENV)/bin/python bench/run_bench.py $(ARGS)
+	$(OFFLINE) $(VENV)/bin/python tests/bench/run_bench.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

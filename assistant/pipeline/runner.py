@@ -98,7 +98,7 @@ class Assistant:
         self._vad = SileroVad()
         self._handlers: list[EventHandler] = []
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: FileSink calls back inside play()
         self._active: int | None = None  # the turn being answered, if any
         self._audible: set[int] = set()  # turns whose reply has started playing
         self._ignoring = False  # an utterance heard while busy with barge-in off
@@ -192,10 +192,13 @@ class Assistant:
             old = self._active
             self._active = None
             turn = self.clock.begin()
-        self.sink.clear()
+            # Under the same lock as the playback worker's check-then-play, so no chunk of
+            # the old turn can be queued after this clear.
+            self.sink.clear()
         if old is not None:
             self._emit(TurnCancelled(old, reason))
             if old in self._audible:
+                self._audible.discard(old)
                 self._emit(AudioFinished(old, interrupted=True))
         self.timer.forget_before(turn)
         return turn
@@ -396,7 +399,10 @@ class Assistant:
                 if not self.sink.sample_rate:
                     raise AudioDeviceError("no speaker is open: the reply cannot be played")
                 samples = resample(item.samples, item.rate, self.sink.sample_rate)
-                self.sink.play(samples, self._on_first_sample(turn) if first else None)
+                with self._lock:
+                    if not self.clock.is_current(turn):
+                        continue
+                    self.sink.play(samples, self._on_first_sample(turn) if first else None)
             except AudioDeviceError as exc:
                 self._emit(ErrorOccurred(turn, "audio-out", str(exc)))
                 self._finish_turn(turn)
