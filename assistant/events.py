@@ -98,6 +98,13 @@ class TurnTimings(Event):
 
 
 @dataclass(frozen=True)
+class DeviceRestored(Event):
+    """An audio device that had failed works again (``stage`` as in ``ErrorOccurred``)."""
+
+    stage: str
+
+
+@dataclass(frozen=True)
 class ErrorOccurred(Event):
     stage: str
     message: str

@@ -147,12 +147,15 @@ class Endpointer:
             events.append(self._finish(at, cut=False))
         elif len(self._frames) * WINDOW >= cfg.max_utterance_s * SAMPLE_RATE:
             events.append(self._finish(at, cut=True))
-        elif self._progress_windows:
-            self._since_progress += 1
-            if self._since_progress >= self._progress_windows:
-                self._since_progress = 0
-                events.append(SpeechProgress(np.concatenate(self._frames)))
+        else:
+            events += self._progress()
         return events
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between hands-free and push-to-talk, dropping any half-heard utterance."""
+        self.config.mode = mode
+        self._ptt_down = False
+        self._reset()
 
     def _process_ptt(self, window: np.ndarray, prob: float, at: float) -> list[VadEvent]:
         if not self._in_speech:
@@ -164,7 +167,16 @@ class Endpointer:
             self._last_voiced_at = at
         if len(self._frames) * WINDOW >= self.config.max_utterance_s * SAMPLE_RATE:
             return [self._finish(at, cut=True)]
-        return []
+        return self._progress()
+
+    def _progress(self) -> list[VadEvent]:
+        if not self._progress_windows:
+            return []
+        self._since_progress += 1
+        if self._since_progress < self._progress_windows:
+            return []
+        self._since_progress = 0
+        return [SpeechProgress(np.concatenate(self._frames))]
 
     def _finish(self, at: float, cut: bool) -> Utterance:
         # Keep a little of the trailing silence: Whisper clips final consonants without it.

@@ -107,3 +107,14 @@ def test_subtitle_formats():
     assert "1\n00:00:00,000 --> 00:00:01,500\nHello.\n" in srt
     assert "2\n00:01:01,250 --> 01:02:05,000\nBye.\n" in srt
     assert "00:01:01.250 --> 01:02:05.000" in subtitles(segments, srt=False)
+
+
+def test_switching_mode_drops_a_half_heard_utterance():
+    config = VadConfig(min_speech_ms=64)
+    endpointer = Endpointer(config)
+    for i in range(10):
+        endpointer.process(np.full(WINDOW, i, np.float32), 0.9, i * 0.032)
+    assert endpointer.in_speech
+    endpointer.set_mode("push-to-talk")
+    assert not endpointer.in_speech and config.mode == "push-to-talk"
+    assert endpointer.process(np.zeros(WINDOW, np.float32), 0.9, 1.0) == []

@@ -25,6 +25,7 @@ from assistant.errors import AudioDeviceError
 from assistant.events import (
     AudioFinished,
     AudioStarted,
+    DeviceRestored,
     ErrorOccurred,
     Event,
     EventHandler,
@@ -102,7 +103,7 @@ class Assistant:
         self._active: int | None = None  # the turn being answered, if any
         self._audible: set[int] = set()  # turns whose reply has started playing
         self._ignoring = False  # an utterance heard while busy with barge-in off
-        self._ptt: queue.Queue[tuple[bool, float]] = queue.Queue()
+        self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._captured: queue.Queue = queue.Queue()
         self._heard: queue.Queue = queue.Queue()
         self._asks: queue.Queue = queue.Queue()
@@ -114,6 +115,10 @@ class Assistant:
     # -- public API ---------------------------------------------------------------------
     def subscribe(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
+
+    def unsubscribe(self, handler: EventHandler) -> None:
+        if handler in self._handlers:
+            self._handlers.remove(handler)
 
     def start(self) -> None:
         """Open the audio devices and start the workers (models are already loaded)."""
@@ -141,8 +146,14 @@ class Assistant:
         self._emit(StateChanged(self.clock.current, State.LISTENING))
 
     def push_to_talk(self, down: bool) -> None:
-        """Press or release the talk button (any mode: it also interrupts a reply)."""
-        self._ptt.put((down, time.monotonic()))
+        """Press or release the talk button; applied at the audio captured at this instant."""
+        self._controls.put(("ptt", down, time.monotonic()))
+
+    def set_mode(self, mode: str) -> None:
+        """Switch to "hands-free" or "push-to-talk" while running."""
+        if mode not in ("hands-free", "push-to-talk"):
+            raise ValueError(f"unknown listening mode {mode!r}")
+        self._controls.put(("mode", mode, time.monotonic()))
 
     def ask(self, text: str) -> int:
         """Answer typed text as if it had been spoken; returns the new turn."""
@@ -224,6 +235,7 @@ class Assistant:
                 try:
                     self.source.start()
                     opened = True
+                    self._emit(DeviceRestored(self.clock.current, "audio-in"))
                 except AudioDeviceError:
                     continue
             try:
@@ -238,21 +250,24 @@ class Assistant:
 
     def _vad_loop(self) -> None:
         pending = np.zeros(0, dtype=np.float32)
+        controls: list[tuple[str, object, float]] = []
         rate = self.config.audio.sample_rate
         while True:
             block = self._captured.get()
             if block is _STOP:
                 return
-            while not self._ptt.empty():
-                down, at = self._ptt.get()
-                for event in self._endpointer.push_to_talk(down, at):
-                    self._on_vad_event(event)
+            while not self._controls.empty():
+                controls.append(self._controls.get())
             assert isinstance(block, AudioBlock)
             pending = np.concatenate([pending, block.samples])
             n = pending.size // WINDOW
             for i in range(n):
                 window = pending[i * WINDOW : (i + 1) * WINDOW]
                 at = block.captured_at - (pending.size - (i + 1) * WINDOW) / rate
+                # A press or release belongs to the audio captured when it happened, even
+                # if this worker is behind: apply it just before the first later window.
+                while controls and controls[0][2] <= at:
+                    self._apply_control(*controls.pop(0))
                 try:
                     prob = self._vad(window)
                 except Exception as exc:
@@ -261,6 +276,13 @@ class Assistant:
                 for event in self._endpointer.process(window, prob, at):
                     self._on_vad_event(event)
             pending = pending[n * WINDOW :]
+
+    def _apply_control(self, kind: str, value, at: float) -> None:
+        if kind == "mode":
+            self._endpointer.set_mode(value)
+            return
+        for event in self._endpointer.push_to_talk(bool(value), at):
+            self._on_vad_event(event)
 
     def _on_vad_event(self, event) -> None:
         if isinstance(event, SpeechStart):
