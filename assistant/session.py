@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
+from assistant.audio.sinks import AudioSink
+from assistant.audio.sources import FileSource
+from assistant.config import AssistantConfig
+from assistant.errors import UserFacingError
 from assistant.events import (
     AudioFinished,
     ErrorOccurred,
@@ -14,6 +19,7 @@ from assistant.events import (
     ReplyFinished,
     TurnTimings,
 )
+from assistant.pipeline import Assistant, Engines
 
 
 @dataclass
@@ -67,3 +73,35 @@ class TurnLog:
 
     def speech_count(self) -> int:
         return len(self.turns)
+
+
+def answer_file(
+    config: AssistantConfig, engines: Engines, source: FileSource, sink: AudioSink
+) -> TurnRecord | None:
+    """Run the live pipeline over one input file; the last turn's record, None if unheard."""
+    log = TurnLog()
+    assistant = Assistant(config, engines, source, sink)
+    assistant.subscribe(log)
+    assistant.start()
+    try:
+        return wait_for_answer(assistant, source, log, config.vad.end_silence_ms / 1000)
+    finally:
+        assistant.shutdown()
+
+
+def wait_for_answer(assistant: Assistant, source: FileSource, log: TurnLog, end_silence_s: float):
+    """The last turn's record once the file is over and nothing is left in flight."""
+    deadline = time.monotonic() + source.audio.size / source.sample_rate + 180
+    finished_at: float | None = None
+    while time.monotonic() < deadline:
+        if source.finished.is_set() and finished_at is None:
+            finished_at = time.monotonic()
+        if finished_at is not None and not assistant.busy:
+            record = log.last_finished()
+            latest = max(log.turns, default=0)
+            if record is not None and record.turn == latest:
+                return record
+            if not log.turns and time.monotonic() - finished_at > end_silence_s + 1.0:
+                return None
+        log.wait(lambda _: False, timeout=0.1)
+    raise UserFacingError("the assistant did not answer within its time limit")

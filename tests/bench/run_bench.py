@@ -24,10 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.audio.sinks import FileSink  # noqa: E402
 from assistant.audio.sources import FileSource  # noqa: E402
-from assistant.commands.chat import wait_for_answer  # noqa: E402
 from assistant.config import AssistantConfig  # noqa: E402
-from assistant.pipeline import Assistant, load_engines  # noqa: E402
-from assistant.session import TurnLog  # noqa: E402
+from assistant.pipeline import load_engines  # noqa: E402
+from assistant.session import answer_file  # noqa: E402
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -46,15 +45,8 @@ def speak(text: str, path: Path) -> Path:
 
 
 def one_turn(config: AssistantConfig, engines, wav: Path) -> dict:
-    source = FileSource(wav, realtime=True)
-    log = TurnLog()
-    assistant = Assistant(config, engines, source, FileSink(sample_rate=engines.tts.sample_rate))
-    assistant.subscribe(log)
-    assistant.start()
-    try:
-        record = wait_for_answer(assistant, source, log, config.vad.end_silence_ms / 1000)
-    finally:
-        assistant.shutdown()
+    sink = FileSink(sample_rate=engines.tts.sample_rate)
+    record = answer_file(config, engines, FileSource(wav, realtime=True), sink)
     if record is None or not record.timings_ms:
         raise SystemExit(f"bench: no answer to {wav.name}")
     return {"transcript": record.transcript, "reply": record.reply, **record.timings_ms}
