@@ -59,9 +59,36 @@ def check_language(code: str | None) -> str | None:
     return code
 
 
+def _encode_once_model():
+    """A WhisperModel that remembers its last encoder output.
+
+    With the language left to detect, faster-whisper runs the encoder on the first 30 s
+    twice: once to detect the language and again to decode. On a CPU the encoder is most of
+    the cost of a short utterance, so the second run is served from this one-entry memo
+    (keyed by a hash of the exact features, so it can never serve the wrong audio).
+    """
+    import hashlib
+
+    from faster_whisper import WhisperModel
+
+    class EncodeOnceWhisperModel(WhisperModel):
+        _last: tuple[bytes, object] | None = None
+
+        def encode(self, features: np.ndarray):
+            key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16)
+            digest = key.digest()
+            if self._last is not None and self._last[0] == digest:
+                return self._last[1]
+            output = super().encode(features)
+            self._last = (digest, output)
+            return output
+
+    return EncodeOnceWhisperModel
+
+
 class WhisperRecognizer:
     def __init__(self, model_dir, config: AsrConfig) -> None:
-        from faster_whisper import WhisperModel
+        WhisperModel = _encode_once_model()  # noqa: N806 (a class)
 
         self.config = config
         self.language = check_language(config.language)
@@ -95,6 +122,9 @@ class WhisperRecognizer:
         cfg = self.config
         if not vad_filter and not contains_speech(audio):
             return Transcript("", language or "", 0.0, [], audio.size / SAMPLE_RATE)
+        detected_probability = None
+        if language is None and not vad_filter and audio.size <= 30 * SAMPLE_RATE:
+            language, detected_probability = self._detect_language(audio)
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -116,10 +146,26 @@ class WhisperRecognizer:
         return Transcript(
             text=" ".join(s.text for s in kept).strip(),
             language=info.language,
-            language_probability=info.language_probability,
+            language_probability=detected_probability or info.language_probability,
             segments=kept,
             duration_s=info.duration,
         )
+
+    def _detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """Detect the language on exactly the window the decoder will encode next.
+
+        faster-whisper detects on a window one frame longer than the one it decodes, so its
+        own detection costs a second encoder run; this one is served again by the memo.
+        """
+        from faster_whisper.audio import pad_or_trim
+
+        features = self.model.feature_extractor(audio)
+        window = features[
+            :, : min(features.shape[-1] - 1, self.model.feature_extractor.nb_max_frames)
+        ]
+        encoded = self.model.encode(pad_or_trim(window))
+        token, probability = self.model.model.detect_language(encoded)[0][0]
+        return token[2:-2], probability
 
     def _hallucinated(self, segment) -> bool:
         cfg = self.config
