@@ -36,6 +36,9 @@ class VadConfig:
     threshold: float = 0.5
     min_speech_ms: int = 200  # shorter bursts are noise, not a turn
     end_silence_ms: int = 600  # silence that ends a turn
+    # After this much silence the reply is prepared speculatively (transcribed, generated,
+    # synthesised) while the end of the turn is confirmed; 0 turns it off.
+    speculate_after_ms: int = 200
     pre_roll_ms: int = 500  # audio kept from before speech started, so the first syllable survives
     max_utterance_s: float = 90.0  # a turn is cut here even if the user keeps talking
     barge_in: bool = True  # speech while the assistant talks interrupts it

@@ -40,6 +40,9 @@ class Conversation:
     def clear(self) -> None:
         self.turns.clear()
 
+    def forget_last(self) -> None:
+        del self.turns[-2:]
+
 
 class ChatModel:
     def __init__(self, config: LlmConfig, store: ModelStore) -> None:
@@ -68,6 +71,11 @@ class ChatModel:
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")
         self.conversation = Conversation(config.system_prompt)
         self._lock = threading.Lock()  # one generation at a time
+
+    def forget_last(self) -> None:
+        """Drop the last exchange (a reply that was only ever speculative)."""
+        with self._lock:
+            self.conversation.forget_last()
 
     def prompt_ids(self, user_text: str):
         """Token ids of the chat prompt, dropping the oldest turns past the context budget."""

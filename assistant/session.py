@@ -17,6 +17,8 @@ from assistant.events import (
     FinalTranscript,
     NothingHeard,
     ReplyFinished,
+    StateChanged,
+    TurnCancelled,
     TurnTimings,
 )
 from assistant.pipeline import Assistant, Engines
@@ -29,7 +31,7 @@ class TurnRecord:
     language: str = ""
     reply: str = ""
     timings_ms: dict[str, float | None] = field(default_factory=dict)
-    outcome: str = ""  # "answered", "nothing-heard", "interrupted", "error"
+    outcome: str = ""  # "answered", "nothing-heard", "interrupted", "cancelled", "error"
     error: str = ""
 
 
@@ -45,7 +47,7 @@ class TurnLog:
         with self._changed:
             if isinstance(event, ErrorOccurred):
                 self.errors.append(event)
-            if event.turn == 0:
+            if event.turn == 0 or isinstance(event, StateChanged):
                 self._changed.notify_all()
                 return
             record = self.turns.setdefault(event.turn, TurnRecord(event.turn))
@@ -57,6 +59,8 @@ class TurnLog:
                 record.timings_ms = dict(event.timings_ms)
             elif isinstance(event, NothingHeard):
                 record.outcome = "nothing-heard"
+            elif isinstance(event, TurnCancelled) and not record.outcome:
+                record.outcome = "cancelled"
             elif isinstance(event, AudioFinished):
                 record.outcome = "interrupted" if event.interrupted else "answered"
             elif isinstance(event, ErrorOccurred):

@@ -20,6 +20,7 @@ from assistant.config import VadConfig
 WINDOW = 512  # samples at 16 kHz: the window Silero VAD v5/v6 is trained on
 SAMPLE_RATE = 16000
 _CONTEXT = 64
+_TAIL_MS = 160  # trailing silence kept in an utterance (at most the speculation delay)
 
 
 class SileroVad:
@@ -71,7 +72,20 @@ class SpeechProgress:
     audio: np.ndarray  # the utterance so far, for partial transcripts
 
 
-VadEvent = SpeechStart | Utterance | SpeechProgress
+@dataclass(frozen=True)
+class SpeechPaused:
+    """A short silence: the turn may be over. Work can start before it is confirmed."""
+
+    audio: np.ndarray  # exactly what the Utterance will hold if no speech follows
+    speech_end_at: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech came back after a ``SpeechPaused``: the turn goes on."""
+
+
+VadEvent = SpeechStart | Utterance | SpeechProgress | SpeechPaused | SpeechResumed
 
 
 class Endpointer:
@@ -98,6 +112,7 @@ class Endpointer:
         self._silence = 0
         self._last_voiced_at = 0.0
         self._since_progress = 0
+        self._paused = False  # a SpeechPaused is out and no speech has followed yet
 
     @property
     def in_speech(self) -> bool:
@@ -141,8 +156,15 @@ class Endpointer:
                 self._voiced += 1
             self._silence = 0
             self._last_voiced_at = at
+            if self._paused:
+                self._paused = False
+                events.append(SpeechResumed())
         else:
             self._silence += 1
+            speculate = cfg.speculate_after_ms
+            if speculate and not self._paused and self._silence * self._ms >= speculate:
+                self._paused = True
+                events.append(SpeechPaused(self._audio(), self._last_voiced_at))
         if self._silence * self._ms >= cfg.end_silence_ms:
             events.append(self._finish(at, cut=False))
         elif len(self._frames) * WINDOW >= cfg.max_utterance_s * SAMPLE_RATE:
@@ -178,13 +200,18 @@ class Endpointer:
         self._since_progress = 0
         return [SpeechProgress(np.concatenate(self._frames))]
 
-    def _finish(self, at: float, cut: bool) -> Utterance:
+    def _audio(self) -> np.ndarray:
         # Keep a little of the trailing silence: Whisper clips final consonants without it.
-        keep_tail = min(self._silence, round(200 / self._ms))
+        # With speculation on, never more than the pause that triggered it had, so the
+        # speculative audio and the final utterance are the same samples.
+        tail_ms = min(_TAIL_MS, self.config.speculate_after_ms or _TAIL_MS)
+        keep_tail = min(self._silence, round(tail_ms / self._ms))
         frames = self._frames[: len(self._frames) - self._silence + keep_tail]
-        audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
+        return np.concatenate(frames) if frames else np.zeros(0, np.float32)
+
+    def _finish(self, at: float, cut: bool) -> Utterance:
         utterance = Utterance(
-            audio=audio,
+            audio=self._audio(),
             speech_end_at=self._last_voiced_at,
             decided_at=at,
             voiced_s=self._voiced * self._ms / 1000,

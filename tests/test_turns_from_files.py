@@ -17,11 +17,13 @@ from assistant.pipeline import Assistant
 from assistant.session import TurnLog
 
 
-def run_turns(engines, audio: np.ndarray, config: AssistantConfig | None = None, timeout=240):
+def run_turns(
+    engines, audio: np.ndarray, config: AssistantConfig | None = None, timeout=240, realtime=False
+):
     """Feed ``audio`` (then silence) through the pipeline; return the log once it is idle."""
     config = config or AssistantConfig()
     config.llm.max_new_tokens = 32
-    source = FileSource(audio=audio, realtime=False)
+    source = FileSource(audio=audio, realtime=realtime)
     sink = FileSink(sample_rate=engines.tts.sample_rate)
     log = TurnLog()
     events = []
@@ -94,3 +96,37 @@ def test_sixty_second_utterance(engines, speech_dir):
         assert word in text, (word, text)
     record = log.turns[transcripts[0].turn]
     assert record.outcome == "answered" and record.reply
+
+
+def test_a_pause_mid_question_does_not_split_the_turn(engines, speech_dir):
+    """A pause longer than the speculation delay but shorter than the end of turn: the
+    speculative reply to the first half is dropped unseen and forgotten."""
+    first = trim(read_audio(speak("What is the capital", speech_dir / "half1.wav")))
+    second = trim(read_audio(speak("of France?", speech_dir / "half2.wav")))
+    pause = np.zeros(int(16000 * 0.4), np.float32)
+    config = AssistantConfig()
+    assert config.vad.speculate_after_ms < 400 < config.vad.end_silence_ms
+    engines.chat.conversation.clear()
+    audio = np.concatenate([first, pause, second, np.zeros(16000, np.float32)])
+    log, events, sink = run_turns(engines, audio, config)
+    transcripts = [e.text for e in events if isinstance(e, FinalTranscript)]
+    assert len(transcripts) == 1 and re.search(r"capital", transcripts[0], re.I), transcripts
+    assert re.search(r"france|friends", transcripts[0], re.I), "the second half was kept"
+    users = [t["content"] for t in engines.chat.conversation.turns if t["role"] == "user"]
+    assert users == transcripts, "the dropped attempt must not stay in the LLM memory"
+    engines.chat.conversation.clear()
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Without the synthesiser's own leading and trailing silence."""
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def test_speculation_overlaps_the_end_of_turn_wait(engines, question):
+    audio = np.concatenate([question, np.zeros(16000)])
+    log, events, sink = run_turns(engines, audio, realtime=True)  # timings need real time
+    (record,) = log.turns.values()
+    t = record.timings_ms
+    sequential = t["endpoint"] + t["asr"] + t["llm_first_phrase"] + t["tts_first_audio"]
+    assert t["voice_to_voice"] < sequential - 250, t

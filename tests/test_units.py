@@ -87,11 +87,13 @@ def test_endpointer_push_to_talk_bounds_the_utterance():
     assert values[0] == 3 and values[-1] == 14  # two pre-roll windows, then all it heard
 
 
-def test_turn_clock_makes_older_turns_stale():
+def test_turn_clock_makes_older_turns_and_attempts_stale():
     clock = TurnClock()
     first = clock.begin()
     second = clock.begin()
     assert not clock.is_current(first) and clock.is_current(second)
+    retry = clock.retry()
+    assert retry.turn == second.turn and not clock.is_current(second) and clock.is_current(retry)
 
 
 def test_config_rejects_unknown_settings():
@@ -118,3 +120,20 @@ def test_switching_mode_drops_a_half_heard_utterance():
     endpointer.set_mode("push-to-talk")
     assert not endpointer.in_speech and config.mode == "push-to-talk"
     assert endpointer.process(np.zeros(WINDOW, np.float32), 0.9, 1.0) == []
+
+
+def test_endpointer_pauses_resumes_and_ends_with_the_whole_utterance():
+    config = VadConfig(min_speech_ms=96, end_silence_ms=320, speculate_after_ms=96)
+    events = windows("." * 5 + "#" * 10 + "." * 5 + "#" * 10 + "." * 12, config)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["SpeechStart", "SpeechPaused", "SpeechResumed", "SpeechPaused", "Utterance"]
+    last_pause, utterance = events[3], events[4]
+    assert np.array_equal(last_pause.audio, utterance.audio), "speculation saw the final audio"
+    assert utterance.speech_end_at == last_pause.speech_end_at
+    assert 5 in np.unique(utterance.audio) and 29 in np.unique(utterance.audio)
+
+
+def test_no_speculation_when_turned_off():
+    config = VadConfig(min_speech_ms=96, end_silence_ms=320, speculate_after_ms=0)
+    kinds = [type(e).__name__ for e in windows("." * 5 + "#" * 10 + "." * 12, config)]
+    assert kinds == ["SpeechStart", "Utterance"]

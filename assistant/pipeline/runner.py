@@ -45,8 +45,17 @@ from assistant.events import (
 from assistant.phrases import PhraseSplitter
 from assistant.pipeline.engines import Engines
 from assistant.pipeline.timing import TurnTimer
-from assistant.pipeline.turns import TurnClock
-from assistant.vad import WINDOW, Endpointer, SileroVad, SpeechProgress, SpeechStart, Utterance
+from assistant.pipeline.turns import Ticket, TurnClock
+from assistant.vad import (
+    WINDOW,
+    Endpointer,
+    SileroVad,
+    SpeechPaused,
+    SpeechProgress,
+    SpeechResumed,
+    SpeechStart,
+    Utterance,
+)
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -55,26 +64,26 @@ _RECONNECT_S = 2.0
 
 @dataclass(frozen=True)
 class _Heard:
-    turn: int
+    ticket: Ticket
     audio: np.ndarray
     final: bool
 
 
 @dataclass(frozen=True)
 class _Ask:
-    turn: int
+    ticket: Ticket
     text: str
 
 
 @dataclass(frozen=True)
 class _Phrase:
-    turn: int
+    ticket: Ticket
     text: str | None  # None marks the end of the reply
 
 
 @dataclass(frozen=True)
 class _Speech:
-    turn: int
+    ticket: Ticket
     samples: np.ndarray | None  # None marks the end of the reply
     rate: int
 
@@ -100,6 +109,12 @@ class Assistant:
         self._handlers: list[EventHandler] = []
         self._stop = threading.Event()
         self._lock = threading.RLock()  # re-entrant: FileSink calls back inside play()
+        self._gate = threading.Condition(self._lock)  # playback waits for a confirmed turn
+        self._confirmed: Ticket | None = None  # the attempt whose turn has surely ended
+        self._held: list[tuple[Event, bool]] = []  # events of an unconfirmed attempt
+        self._speculating = False  # the current attempt started on a SpeechPaused
+        self._dropped: set[Ticket] = set()  # speculative attempts the user talked over
+        self._remembered: Ticket | None = None  # whose exchange the LLM memory ends with
         self._active: int | None = None  # the turn being answered, if any
         self._audible: set[int] = set()  # turns whose reply has started playing
         self._ignoring = False  # an utterance heard while busy with barge-in off
@@ -142,8 +157,8 @@ class Assistant:
             thread = threading.Thread(target=target, name=f"assistant-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._emit(Ready(self.clock.current))
-        self._emit(StateChanged(self.clock.current, State.LISTENING))
+        self._emit(Ready(self.clock.turn))
+        self._emit(StateChanged(self.clock.turn, State.LISTENING))
 
     def push_to_talk(self, down: bool) -> None:
         """Press or release the talk button; applied at the audio captured at this instant."""
@@ -157,24 +172,25 @@ class Assistant:
 
     def ask(self, text: str) -> int:
         """Answer typed text as if it had been spoken; returns the new turn."""
-        turn = self._begin_turn("barge-in")
-        with self._lock:
-            self._active = turn
-        self._emit(FinalTranscript(turn, text, self.config.asr.language or ""))
-        self._emit(StateChanged(turn, State.THINKING))
-        self._asks.put(_Ask(turn, text))
-        return turn
+        ticket = self._begin_turn("barge-in")
+        self._confirm(ticket)
+        self._emit(FinalTranscript(ticket.turn, text, self.config.asr.language or ""))
+        self._emit(StateChanged(ticket.turn, State.THINKING))
+        self._asks.put(_Ask(ticket, text))
+        return ticket.turn
 
     def stop_speaking(self) -> None:
         """Drop the current reply (LLM, TTS and playback) at once."""
         self._begin_turn("stop")
-        self._emit(StateChanged(self.clock.current, State.LISTENING))
+        self._emit(StateChanged(self.clock.turn, State.LISTENING))
 
     def shutdown(self, timeout: float = 10.0) -> list[str]:
         """Stop every worker; returns the names of any thread that failed to stop."""
         self._stop.set()
-        self.clock.begin()
-        self.sink.clear()
+        with self._lock:
+            self.clock.begin()
+            self.sink.clear()
+            self._gate.notify_all()
         self.source.close()
         for q in (self._captured, self._heard, self._asks, self._phrases, self._speech):
             q.put(_STOP)
@@ -182,14 +198,14 @@ class Assistant:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.sink.close()
-        self._emit(StateChanged(self.clock.current, State.STOPPED))
+        self._emit(StateChanged(self.clock.turn, State.STOPPED))
         return [t.name for t in self._threads if t.is_alive()]
 
     @property
     def busy(self) -> bool:
         return self._active is not None
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- turns --------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
         for handler in list(self._handlers):
             try:
@@ -197,22 +213,73 @@ class Assistant:
             except Exception:  # a broken subscriber must not take a stage down
                 log.exception("event handler failed on %r", event)
 
-    def _begin_turn(self, reason: str) -> int:
+    def _publish(self, ticket: Ticket, event: Event, *, finishes: bool = False) -> None:
+        """Emit a worker's event, holding it back while its attempt is only speculative.
+
+        A speculative attempt's transcript and reply must not reach the window until the
+        turn is known to be over: if the user goes on talking they are dropped unseen.
+        """
+        with self._lock:
+            if not self.clock.is_current(ticket):
+                return
+            if self._confirmed != ticket:
+                self._held.append((event, finishes))
+                return
+        self._emit(event)
+        if finishes:
+            self._finish_turn(ticket.turn)
+
+    def _confirm(self, ticket: Ticket) -> None:
+        """The turn has ended: let its attempt speak and release what it held back."""
+        with self._lock:
+            if not self.clock.is_current(ticket):
+                return
+            self._confirmed = ticket
+            self._active = ticket.turn
+            held, self._held = self._held, []
+            self._gate.notify_all()
+        for event, finishes in held:
+            self._emit(event)
+            if finishes:
+                self._finish_turn(ticket.turn)
+
+    def _begin_turn(self, reason: str) -> Ticket:
         """Start a new turn, cancelling whatever the previous one still had in flight."""
         with self._lock:
             old = self._active
             self._active = None
-            turn = self.clock.begin()
+            ticket = self.clock.begin()
+            self._held = []
+            self._speculating = False
+            self._dropped = {t for t in self._dropped if t == self._remembered}
             # Under the same lock as the playback worker's check-then-play, so no chunk of
             # the old turn can be queued after this clear.
             self.sink.clear()
+            self._gate.notify_all()
         if old is not None:
             self._emit(TurnCancelled(old, reason))
             if old in self._audible:
                 self._audible.discard(old)
                 self._emit(AudioFinished(old, interrupted=True))
-        self.timer.forget_before(turn)
-        return turn
+        self.timer.forget_before(ticket.turn)
+        return ticket
+
+    def _retry_turn(self) -> Ticket:
+        """The user went on speaking: drop the speculative attempt, keep the turn."""
+        with self._lock:
+            self._dropped.add(self.clock.current)
+            ticket = self.clock.retry()
+            self._held = []
+            self._speculating = False
+            self.sink.clear()
+            self._gate.notify_all()
+        self.timer.reset(ticket.turn)
+        return ticket
+
+    def _mark(self, ticket: Ticket, name: str) -> None:
+        """Record a stage time, unless the attempt is stale (it must not skew the new one)."""
+        if self.clock.is_current(ticket):
+            self.timer.mark(ticket.turn, name, time.monotonic())
 
     def _finish_turn(self, turn: int) -> None:
         with self._lock:
@@ -221,9 +288,13 @@ class Assistant:
             self._active = None
         self._emit(StateChanged(turn, State.LISTENING))
 
-    def _fail(self, stage: str, turn: int, exc: BaseException) -> None:
+    def _fail(self, stage: str, ticket: Ticket, exc: BaseException, *, finishes: bool = False):
         log.exception("%s stage failed", stage)
-        self._emit(ErrorOccurred(turn, stage, f"{type(exc).__name__}: {exc}"))
+        self._publish(
+            ticket,
+            ErrorOccurred(ticket.turn, stage, f"{type(exc).__name__}: {exc}"),
+            finishes=finishes,
+        )
 
     # -- workers ------------------------------------------------------------------------
     def _capture_loop(self) -> None:
@@ -235,13 +306,13 @@ class Assistant:
                 try:
                     self.source.start()
                     opened = True
-                    self._emit(DeviceRestored(self.clock.current, "audio-in"))
+                    self._emit(DeviceRestored(self.clock.turn, "audio-in"))
                 except AudioDeviceError:
                     continue
             try:
                 block = self.source.read(timeout=0.1)
             except AudioDeviceError as exc:
-                self._emit(ErrorOccurred(self.clock.current, "audio-in", str(exc)))
+                self._emit(ErrorOccurred(self.clock.turn, "audio-in", str(exc)))
                 self.source.close()
                 opened = False
                 continue
@@ -280,6 +351,7 @@ class Assistant:
     def _apply_control(self, kind: str, value, at: float) -> None:
         if kind == "mode":
             self._endpointer.set_mode(value)
+            self._speculating = False
             return
         for event in self._endpointer.push_to_talk(bool(value), at):
             self._on_vad_event(event)
@@ -290,23 +362,36 @@ class Assistant:
                 self._ignoring = True
                 return
             self._ignoring = False
-            turn = self._begin_turn("barge-in")
-            self._emit(SpeechStarted(turn, event.at))
-            self._emit(StateChanged(turn, State.HEARING))
+            ticket = self._begin_turn("barge-in")
+            self._emit(SpeechStarted(ticket.turn, event.at))
+            self._emit(StateChanged(ticket.turn, State.HEARING))
         elif self._ignoring:
             self._ignoring = not isinstance(event, Utterance)
         elif isinstance(event, SpeechProgress):
             self._heard.put(_Heard(self.clock.current, event.audio, final=False))
+        elif isinstance(event, SpeechPaused):
+            # Start on the reply now; it plays only once the silence confirms the turn.
+            ticket = self.clock.current
+            self._speculating = True
+            self.timer.mark(ticket.turn, "speech_end", event.speech_end_at, first=False)
+            self._heard.put(_Heard(ticket, event.audio, final=True))
+        elif isinstance(event, SpeechResumed):
+            if self._speculating:
+                self._retry_turn()
         elif isinstance(event, Utterance):
-            turn = self.clock.current
-            with self._lock:
-                self._active = turn
-            self.timer.mark(turn, "speech_end", event.speech_end_at)
-            self.timer.mark(turn, "endpoint", event.decided_at)
-            duration = event.audio.size / self.config.audio.sample_rate
-            self._emit(SpeechEnded(turn, event.speech_end_at, duration))
-            self._emit(StateChanged(turn, State.THINKING))
-            self._heard.put(_Heard(turn, event.audio, final=True))
+            self._end_of_turn(event)
+
+    def _end_of_turn(self, event: Utterance) -> None:
+        ticket = self.clock.current
+        self.timer.mark(ticket.turn, "speech_end", event.speech_end_at, first=False)
+        self.timer.mark(ticket.turn, "endpoint", event.decided_at)
+        duration = event.audio.size / self.config.audio.sample_rate
+        self._emit(SpeechEnded(ticket.turn, event.speech_end_at, duration))
+        self._emit(StateChanged(ticket.turn, State.THINKING))
+        if not self._speculating:
+            self._heard.put(_Heard(ticket, event.audio, final=True))
+        self._speculating = False
+        self._confirm(ticket)
 
     @property
     def _ptt_mode(self) -> bool:
@@ -317,37 +402,39 @@ class Assistant:
             item = self._heard.get()
             if item is _STOP:
                 return
-            if not self.clock.is_current(item.turn):
+            ticket = item.ticket
+            if not self.clock.is_current(ticket):
                 continue
             if not item.final:
                 if self._heard.empty():
                     self._partial(item)
                 continue
-            self.timer.mark(item.turn, "asr_start", time.monotonic())
+            self._mark(ticket, "asr_start")
             try:
                 transcript = self.engines.recognizer.transcribe(item.audio)
             except Exception as exc:
-                self._fail("asr", item.turn, exc)
-                self._finish_turn(item.turn)
+                self._fail("asr", ticket, exc, finishes=True)
                 continue
-            self.timer.mark(item.turn, "asr_end", time.monotonic())
-            if not self.clock.is_current(item.turn):
-                continue
+            self._mark(ticket, "asr_end")
             if not transcript.text:
-                self._emit(NothingHeard(item.turn, "no words recognised"))
-                self._finish_turn(item.turn)
+                self._publish(
+                    ticket, NothingHeard(ticket.turn, "no words recognised"), finishes=True
+                )
                 continue
-            self._emit(FinalTranscript(item.turn, transcript.text, transcript.language))
-            self._asks.put(_Ask(item.turn, transcript.text))
+            self._publish(
+                ticket, FinalTranscript(ticket.turn, transcript.text, transcript.language)
+            )
+            if self.clock.is_current(ticket):
+                self._asks.put(_Ask(ticket, transcript.text))
 
     def _partial(self, item: _Heard) -> None:
         try:
             transcript = self.engines.recognizer.transcribe(item.audio)
         except Exception as exc:
-            self._fail("asr", item.turn, exc)
+            self._fail("asr", item.ticket, exc)
             return
-        if transcript.text and self.clock.is_current(item.turn):
-            self._emit(PartialTranscript(item.turn, transcript.text))
+        if transcript.text and self.clock.is_current(item.ticket):
+            self._emit(PartialTranscript(item.ticket.turn, transcript.text))
 
     def _llm_loop(self) -> None:
         tts = self.config.tts
@@ -355,66 +442,92 @@ class Assistant:
             item = self._asks.get()
             if item is _STOP:
                 return
-            turn = item.turn
-            if not self.clock.is_current(turn):
+            ticket = item.ticket
+            turn = ticket.turn
+            self._forget_dropped_attempt()
+            if not self.clock.is_current(ticket):
                 continue
             splitter = PhraseSplitter(tts.min_phrase_chars, tts.max_phrase_chars)
-            self.timer.mark(turn, "llm_start", time.monotonic())
+            self._mark(ticket, "llm_start")
 
-            def on_text(text: str, turn: int = turn, splitter: PhraseSplitter = splitter) -> None:
-                self.timer.mark(turn, "llm_first_token", time.monotonic())
-                self._emit(ReplyToken(turn, text))
+            def on_text(text: str, ticket: Ticket = ticket, splitter=splitter) -> None:
+                self._mark(ticket, "llm_first_token")
+                self._publish(ticket, ReplyToken(ticket.turn, text))
                 for phrase in splitter.feed(text):
-                    self.timer.mark(turn, "llm_first_phrase", time.monotonic())
-                    self._phrases.put(_Phrase(turn, phrase))
+                    self._mark(ticket, "llm_first_phrase")
+                    self._phrases.put(_Phrase(ticket, phrase))
 
             try:
                 text, cancelled = self.engines.chat.reply(
-                    item.text, on_text, cancelled=lambda t=turn: not self.clock.is_current(t)
+                    item.text, on_text, cancelled=lambda t=ticket: not self.clock.is_current(t)
                 )
             except Exception as exc:
-                self._fail("llm", turn, exc)
+                self._fail("llm", ticket, exc)
                 text, cancelled = "", False
+            self._remembered = ticket
+            self._forget_dropped_attempt()
+            if cancelled and self.clock.turn == turn:
+                continue  # only the speculative attempt was dropped: nothing to announce
             if not cancelled:
                 for phrase in splitter.flush():
-                    self.timer.mark(turn, "llm_first_phrase", time.monotonic())
-                    self._phrases.put(_Phrase(turn, phrase))
-            self._emit(ReplyFinished(turn, text, cancelled))
-            self._phrases.put(_Phrase(turn, None))
+                    self._mark(ticket, "llm_first_phrase")
+                    self._phrases.put(_Phrase(ticket, phrase))
+            self._publish(ticket, ReplyFinished(turn, text, cancelled))
+            self._phrases.put(_Phrase(ticket, None))
+
+    def _forget_dropped_attempt(self) -> None:
+        """A reply the user talked over before the turn ended never happened: the LLM's
+        memory must not keep it (runs on the LLM worker, which owns that memory)."""
+        with self._lock:
+            dropped = self._remembered in self._dropped
+            if dropped:
+                self._dropped.clear()
+        if dropped:
+            self._remembered = None
+            self.engines.chat.forget_last()
 
     def _tts_loop(self) -> None:
         while True:
             item = self._phrases.get()
             if item is _STOP:
                 return
-            turn = item.turn
-            if not self.clock.is_current(turn):
+            ticket = item.ticket
+            if not self.clock.is_current(ticket):
                 continue
             rate = self.engines.tts.sample_rate
             if item.text is None:
-                self._speech.put(_Speech(turn, None, rate))
+                self._speech.put(_Speech(ticket, None, rate))
                 continue
-            self.timer.mark(turn, "tts_start", time.monotonic())
+            self._mark(ticket, "tts_start")
             try:
                 for samples in self.engines.tts.synthesize(item.text):
-                    if not self.clock.is_current(turn):
+                    if not self.clock.is_current(ticket):
                         break
-                    self.timer.mark(turn, "tts_first_audio", time.monotonic())
-                    self._speech.put(_Speech(turn, samples, rate))
+                    self._mark(ticket, "tts_first_audio")
+                    self._speech.put(_Speech(ticket, samples, rate))
             except Exception as exc:
-                self._fail("tts", turn, exc)
+                self._fail("tts", ticket, exc)
+
+    def _wait_for_confirmation(self, ticket: Ticket) -> bool:
+        with self._gate:
+            while self._confirmed != ticket:
+                if self._stop.is_set() or not self.clock.is_current(ticket):
+                    return False
+                self._gate.wait(0.1)
+            return True
 
     def _playback_loop(self) -> None:
         while True:
             item = self._speech.get()
             if item is _STOP:
                 return
-            turn = item.turn
-            if not self.clock.is_current(turn):
+            ticket = item.ticket
+            if not self._wait_for_confirmation(ticket):
                 continue
             if item.samples is None:
-                self._drain(turn)
+                self._drain(ticket)
                 continue
+            turn = ticket.turn
             first = not self.timer.has(turn, "queued_audio")
             self.timer.mark(turn, "queued_audio", time.monotonic())
             try:
@@ -422,17 +535,17 @@ class Assistant:
                     raise AudioDeviceError("no speaker is open: the reply cannot be played")
                 samples = resample(item.samples, item.rate, self.sink.sample_rate)
                 with self._lock:
-                    if not self.clock.is_current(turn):
+                    if not self.clock.is_current(ticket):
                         continue
-                    self.sink.play(samples, self._on_first_sample(turn) if first else None)
+                    self.sink.play(samples, self._on_first_sample(ticket) if first else None)
             except AudioDeviceError as exc:
-                self._emit(ErrorOccurred(turn, "audio-out", str(exc)))
-                self._finish_turn(turn)
+                self._publish(ticket, ErrorOccurred(turn, "audio-out", str(exc)), finishes=True)
 
-    def _on_first_sample(self, turn: int):
+    def _on_first_sample(self, ticket: Ticket):
         def started(at: float) -> None:
-            if not self.clock.is_current(turn):
+            if not self.clock.is_current(ticket):
                 return
+            turn = ticket.turn
             self._audible.add(turn)
             self.timer.mark(turn, "first_sample", at)
             self._emit(AudioStarted(turn, at))
@@ -441,12 +554,12 @@ class Assistant:
 
         return started
 
-    def _drain(self, turn: int) -> None:
+    def _drain(self, ticket: Ticket) -> None:
         """Wait for the reply to finish playing, unless a newer turn takes over."""
-        while self.clock.is_current(turn) and not self._stop.is_set():
+        while self.clock.is_current(ticket) and not self._stop.is_set():
             if self.sink.wait_idle(0.05):
                 break
-        if self.clock.is_current(turn):
-            self._audible.discard(turn)
-            self._emit(AudioFinished(turn, interrupted=False))
-            self._finish_turn(turn)
+        if self.clock.is_current(ticket):
+            self._audible.discard(ticket.turn)
+            self._emit(AudioFinished(ticket.turn, interrupted=False))
+            self._finish_turn(ticket.turn)

@@ -42,6 +42,11 @@ class TurnTimer:
             "voice_to_voice": span("speech_end", "first_sample"),
         }
 
+    def reset(self, turn: int) -> None:
+        """Forget a turn's marks (its speculative attempt was dropped)."""
+        with self._lock:
+            self._marks.pop(turn, None)
+
     def forget_before(self, turn: int) -> None:
         with self._lock:
             for old in [t for t in self._marks if t < turn - 8]:
