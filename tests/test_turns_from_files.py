@@ -12,6 +12,7 @@ from assistant.audio import read_audio
 from assistant.audio.sinks import FileSink
 from assistant.audio.sources import FileSource
 from assistant.config import AssistantConfig
+from assistant.errors import AudioDeviceError
 from assistant.events import ErrorOccurred, FinalTranscript, ReplyToken
 from assistant.pipeline import Assistant
 from assistant.session import TurnLog
@@ -130,3 +131,47 @@ def test_speculation_overlaps_the_end_of_turn_wait(engines, question):
     t = record.timings_ms
     sequential = t["endpoint"] + t["asr"] + t["llm_first_phrase"] + t["tts_first_audio"]
     assert t["voice_to_voice"] < sequential - 250, t
+
+
+class UnpluggedOnce(FileSource):
+    """A file-fed microphone that fails like an unplugged device once, a second in."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        super().__init__(audio=audio, realtime=True)
+        self.failed = False
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        super().start()
+
+    def read(self, timeout: float):
+        if not self.failed and self._pos >= self.sample_rate:
+            self.failed = True
+            raise AudioDeviceError("the microphone stopped delivering audio (unplugged?)")
+        return super().read(timeout)
+
+
+def test_microphone_lost_mid_stream_is_reported_and_recovered(engines, question):
+    from assistant.events import DeviceRestored
+
+    audio = np.concatenate([np.zeros(16000 * 2, np.float32), question, np.zeros(16000)])
+    source = UnpluggedOnce(audio)
+    log, events = TurnLog(), []
+    assistant = Assistant(AssistantConfig(), engines, source, FileSink(sample_rate=22050))
+    assistant.subscribe(log)
+    assistant.subscribe(events.append)
+    assistant.start()
+    try:
+        assert log.wait(lambda lg: any(r.outcome == "answered" for r in lg.turns.values()), 90)
+    finally:
+        assert assistant.shutdown() == []
+    kinds = [type(e).__name__ for e in events]
+    errors = [e for e in events if isinstance(e, ErrorOccurred)]
+    assert [e.stage for e in errors] == ["audio-in"] and "unplugged" in errors[0].message
+    assert (
+        kinds.index("ErrorOccurred")
+        < kinds.index("DeviceRestored")
+        < kinds.index("FinalTranscript")
+    )
+    assert source.starts == 2 and any(isinstance(e, DeviceRestored) for e in events)

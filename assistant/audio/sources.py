@@ -58,7 +58,9 @@ class FileSource:
         self.finished = threading.Event()  # set once the whole file has been delivered
 
     def start(self) -> None:
-        self._t0 = time.monotonic()
+        """Start, or after ``close`` resume, feeding from where the file had got to."""
+        self._closed.clear()
+        self._t0 = time.monotonic() - self._pos / self.sample_rate
 
     def read(self, timeout: float) -> AudioBlock | None:
         if self._closed.is_set():
