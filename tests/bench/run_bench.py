@@ -1,8 +1,15 @@
-"""``make bench``: per-stage latency of the live pipeline on the default models.
+"""``make bench``: voice-to-voice latency of the live pipeline, against references.
 
-Each question is spoken by espeak-ng, fed through the real pipeline at real-time pace
-(file source, file sink) and timed by the pipeline's own stage marks. Prints a table per
-question and the medians and p90, and writes ``docs/bench.json``.
+One run, same spoken questions (espeak-ng) and same loaded models throughout:
+
+1. the live pipeline at real-time pace (file source, file sink), timed by its own marks;
+2. the naive sequential design (naive.py): fixed silence, whole transcript, whole reply,
+   whole synthesis, then play;
+3. the compute floor (floor.py): ASR + LLM to first phrase + TTS of it, each alone;
+4. the vv-meter (vv.py) against ``voice-assistant listen`` through virtual audio devices;
+5. resident memory, and with ``--soak-minutes N`` RSS over N minutes of turns.
+
+Prints tables and ratios, writes ``docs/bench.json`` and ``docs/latency.png``.
 """
 
 from __future__ import annotations
@@ -10,98 +17,284 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from assistant.audio.sinks import FileSink  # noqa: E402
-from assistant.audio.sources import FileSource  # noqa: E402
+import edges  # noqa: E402
+import floor  # noqa: E402
+import live  # noqa: E402
+import naive  # noqa: E402
+import report  # noqa: E402
+import vv  # noqa: E402
+from inputs import QUESTIONS, question_wavs  # noqa: E402
+from memory import peak_rss_mb, rss_mb, soak  # noqa: E402
+
 from assistant.config import AssistantConfig  # noqa: E402
-from assistant.pipeline import load_engines  # noqa: E402
-from assistant.session import answer_file  # noqa: E402
-
-QUESTIONS = [
-    "What is the capital of France?",
-    "How many days are there in a week?",
-    "Tell me a fun fact about the ocean.",
-    "What should I cook for dinner tonight?",
-    "Why is the sky blue?",
-]
-STAGES = ["endpoint", "asr", "llm_first_token", "llm_first_phrase", "tts_first_audio"]
-COLUMNS = [*STAGES, "voice_to_voice"]
+from assistant.pipeline import Engines, load_engines  # noqa: E402
 
 
-def speak(text: str, path: Path) -> Path:
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
-    return path
+def models(config: AssistantConfig, engines: Engines) -> dict[str, str]:
+    def named(reference: str, default: str) -> str:
+        return default if reference == "default" else reference
+
+    rec = engines.recognizer
+    return {
+        "asr": f"{named(config.asr.model, 'Whisper base')} "
+        f"(CTranslate2 {rec.model.model.compute_type}, {rec.device})",
+        "llm": f"{named(config.llm.model, 'SmolLM2-135M-Instruct')} "
+        f"(transformers {str(engines.chat.model.dtype).removeprefix('torch.')}, "
+        f"{engines.chat.device})",
+        "tts": f"{named(config.tts.voice, 'Piper en_US joe medium')} "
+        f"({engines.tts.sample_rate} Hz)",
+    }
 
 
-def one_turn(config: AssistantConfig, engines, wav: Path) -> dict:
-    sink = FileSink(sample_rate=engines.tts.sample_rate)
-    record = answer_file(config, engines, FileSource(wav, realtime=True), sink)
-    if record is None or not record.timings_ms:
-        raise SystemExit(f"bench: no answer to {wav.name}")
-    return {"transcript": record.transcript, "reply": record.reply, **record.timings_ms}
+def code_version() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=vv.REPO
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "assistant")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
 
 
-def summary(rows: list[dict]) -> dict:
-    out = {}
-    for column in COLUMNS:
-        values = [r[column] for r in rows if r.get(column) is not None]
-        out[column] = {
-            "p50": round(float(np.median(values)), 1),
-            "p90": round(float(np.percentile(values, 90)), 1),
-        }
-    return out
+def forget_encoder_memo(engines: Engines) -> None:
+    """Drop the recogniser's one-entry encoder memo (assistant/asr.py).
+
+    It is keyed by the exact audio features, so without this the second design to hear the
+    same WAV would skip the Whisper encoder, which no real user's new question allows.
+    """
+    model = engines.recognizer.model
+    if hasattr(model, "_last"):
+        model._last = None
+
+
+def measure_edges(
+    config: AssistantConfig, engines: Engines, wavs: list[Path], floor_rows: list[dict]
+) -> dict | None:
+    """Offsets between the two clocks' start and stop points (edges.py), medians in ms."""
+    if not vv.METER.is_file():
+        return None
+    meter = edges.meter_module(vv.METER)
+    ends = [edges.speech_end_offset_ms(meter, config, wav) for wav in wavs]
+    onsets = []
+    for phrase in dict.fromkeys(row["first_phrase"] for row in floor_rows):
+        first_chunk = next(iter(engines.tts.synthesize(phrase)))
+        onsets.append(edges.reply_onset_offset_ms(meter, first_chunk, engines.tts.sample_rate))
+    end_p50, onset_p50 = float(np.median(ends)), float(np.median(onsets))
+    return {
+        "speech_end_offset_ms": ends,
+        "speech_end_offset_p50_ms": round(end_p50, 1),
+        "reply_onset_offset_ms": onsets,
+        "reply_onset_offset_p50_ms": round(onset_p50, 1),
+        "expected_vv_minus_in_process_ms": round(end_p50 + onset_p50, 1),
+    }
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=2, help="rounds over the questions")
-    parser.add_argument("--output", type=Path, default=Path("docs/bench.json"))
+    parser.add_argument("--vv-repeat", type=int, default=2, help="vv-meter rounds (0: skip)")
+    parser.add_argument(
+        "--vv-timed", action="store_true", help="meter listen_timed.py, split the difference"
+    )
+    parser.add_argument("--soak-minutes", type=float, default=0, help="RSS soak after the rest")
+    parser.add_argument("--output", type=Path, default=vv.REPO / "docs" / "bench.json")
+    parser.add_argument("--chart", type=Path, default=vv.REPO / "docs" / "latency.png")
     args = parser.parse_args()
+
+    began = time.monotonic()
+    code = code_version()  # the code this run loaded, even if it changes while it runs
     config = AssistantConfig()
-    start = time.monotonic()
-    engines = load_engines(config)
-    load_s = time.monotonic() - start
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        wavs = [speak(q, Path(tmp) / f"q{i}.wav") for i, q in enumerate(QUESTIONS)]
-        one_turn(config, engines, wavs[0])  # warm-up, not counted
-        print(f"{'question':<42}" + "".join(f"{c:>17}" for c in COLUMNS))
-        for _ in range(args.repeat):
-            for question, wav in zip(QUESTIONS, wavs, strict=True):
+    started = datetime.now().astimezone()
+    load_avg = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        wavs = question_wavs(Path(tmp))
+        start = time.monotonic()
+        engines = load_engines(config)
+        load_s = time.monotonic() - start
+        rss_loaded = rss_mb()
+        print(f"models loaded in {load_s:.1f} s; resident memory {rss_loaded:.0f} MiB")
+
+        def clean(turn):  # every turn starts afresh: the same audio is heard three times
+            def run(wav: Path) -> dict:
                 engines.chat.conversation.clear()
-                row = {"question": question, **one_turn(config, engines, wav)}
-                rows.append(row)
-                print(f"{question[:41]:<42}" + "".join(f"{row[c] or 0:>17.0f}" for c in COLUMNS))
-    stats = summary(rows)
-    print(f"{'median (ms)':<42}" + "".join(f"{stats[c]['p50']:>17.0f}" for c in COLUMNS))
-    print(f"{'p90 (ms)':<42}" + "".join(f"{stats[c]['p90']:>17.0f}" for c in COLUMNS))
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"models loaded in {load_s:.1f} s; peak resident memory {rss_mb:.0f} MB")
+                forget_encoder_memo(engines)
+                return turn(config, engines, wav)
+
+            return run
+
+        live_turn, naive_turn, floor_turn = (
+            clean(live.live_turn), clean(naive.naive_turn), clean(floor.floor_turn)
+        )  # fmt: skip
+        live_turn(wavs[0])  # warm-up, not counted
+        live_rows: list[dict] = []
+        naive_rows: list[dict] = []
+        floor_rows: list[dict] = []
+        print("\nquestion                                  pipeline     naive     floor  (ms)")
+        for _ in range(args.repeat):  # interleaved, so that any outside load hits all three
+            for question, wav in zip(QUESTIONS, wavs, strict=True):
+                live_rows.append({"question": question, **live_turn(wav)})
+                naive_rows.append({"question": question, **naive_turn(wav)})
+                floor_rows.append({"question": question, **floor_turn(wav)})
+                print(
+                    f"{question[:40]:<40}{live_rows[-1]['voice_to_voice']:>10.0f}"
+                    f"{naive_rows[-1]['voice_to_voice']:>10.0f}{floor_rows[-1]['floor']:>10.0f}",
+                    flush=True,
+                )
+        rss_after = rss_mb()
+        clock_edges = measure_edges(config, engines, wavs, floor_rows)
+        live_stats = report.summarise(live_rows, live.COLUMNS)
+        naive_stats = report.summarise(naive_rows, naive.COLUMNS)
+        floor_stats = report.summarise(floor_rows, floor.COLUMNS)
+        report.print_table("live pipeline", live_rows, live.COLUMNS, live_stats)
+        report.print_table("naive sequential design", naive_rows, naive.COLUMNS, naive_stats)
+        report.print_table(
+            "compute floor, each model alone", floor_rows, floor.COLUMNS, floor_stats
+        )
+
+        # The vv-meter's session in-process: one conversation, the same order of questions
+        # (one warm-up, then every question vv_repeat times), file source and sink.
+        session_rows: list[dict] = []
+        engines.chat.conversation.clear()
+        plan = [*wavs[:1], *wavs * args.vv_repeat] if args.vv_repeat > 0 else []
+        for i, wav in enumerate(plan):
+            forget_encoder_memo(engines)
+            row = live.live_turn(config, engines, wav)
+            if i:  # the first is the warm-up, as in the meter
+                session_rows.append({"question": QUESTIONS[wavs.index(wav)], **row})
+        session_stats = report.summarise(session_rows, live.COLUMNS)
+        if session_rows:
+            report.print_table(
+                "live pipeline, one session (conversation kept, as under the vv-meter)",
+                session_rows,
+                live.COLUMNS,
+                session_stats,
+            )
+
+        meter = vv.unavailable("skipped (--vv-repeat 0)")
+        if args.vv_repeat > 0:
+            print(
+                f"\nvv-meter: {len(wavs)} questions x {args.vv_repeat} + 1 warm-up ...", flush=True
+            )
+            meter = vv.run_meter(wavs, repeat=args.vv_repeat, timed=args.vv_timed)
+            for row in meter.get("rows", []):
+                latency = row["latency_ms"]
+                shown = f"{latency:.0f}" if latency is not None else "-"
+                print(f"  {row['query']:<10}{shown:>8} ms  {' '.join(row['flags'])}")
+
+        soaked = None
+        if args.soak_minutes > 0:
+            print(f"\nsoak: {args.soak_minutes:g} minutes of turns ...", flush=True)
+            soaked = soak(config, engines, wavs, args.soak_minutes)
+            soaked["date"] = started.isoformat(timespec="seconds")
+            soaked["code"] = code
+
+    previous = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    if soaked is None and previous.get("soak"):
+        soaked = previous["soak"]
+        print(f"\nsoak: none this run; keeping the one from {soaked.get('date')}")
+
+    v2v = live_stats["voice_to_voice"]["p50"]
+    naive_v2v = naive_stats["voice_to_voice"]["p50"]
+    floor_p50 = floor_stats["floor"]["p50"]
+    vv_p50 = meter["p50_ms"]
+    session_v2v = session_stats["voice_to_voice"]["p50"]
+    difference = round(vv_p50 - v2v, 1) if vv_p50 is not None and v2v is not None else None
+    session_difference = (
+        round(vv_p50 - session_v2v, 1) if vv_p50 is not None and session_v2v is not None else None
+    )
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "models": "whisper-base int8, SmolLM2-135M-Instruct float32, piper en_US-joe-medium",
-        "turns": len(rows),
-        "voice_to_voice_p50_ms": stats["voice_to_voice"]["p50"],
-        "stages_ms": stats,
+        "date": started.isoformat(timespec="seconds"),
+        "code": code,
+        "machine": report.machine(),
+        "load_avg_1m_at_start": round(load_avg, 2),
+        "models": models(config, engines),
+        "turns": len(live_rows),
+        "voice_to_voice_p50_ms": v2v,
+        "voice_to_voice_p90_ms": live_stats["voice_to_voice"]["p90"],
+        "naive_voice_to_voice_p50_ms": naive_v2v,
+        "floor_p50_ms": floor_p50,
+        "vv_meter_p50_ms": vv_p50,
+        "vv_meter_minus_in_process_ms": difference,
+        "session_voice_to_voice_p50_ms": session_v2v,
+        "vv_meter_minus_session_ms": session_difference,
+        "ratio_vs_naive": ratio(v2v, naive_v2v),
+        "ratio_vs_floor": ratio(v2v, floor_p50),
+        "goal_ms": report.GOAL_MS,
+        "pipeline": {"stages_ms": live_stats, "rows": live_rows},
+        "naive": {"stages_ms": naive_stats, "rows": naive_rows},
+        "floor": {"stages_ms": floor_stats, "rows": floor_rows},
+        "session": {"stages_ms": session_stats, "rows": session_rows},
+        "vv_meter": meter,
+        "clock_edges": clock_edges,
+        "memory": {
+            "rss_models_loaded_mb": rss_loaded,
+            "rss_after_bench_mb": rss_after,
+            "peak_rss_mb": peak_rss_mb(),
+            "listen_app_rss_max_mb": meter.get("app_rss_mb_max"),
+        },
+        "soak": soaked,
         "load_s": round(load_s, 1),
-        "peak_rss_mb": round(rss_mb),
-        "rows": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.output}")
+    report.chart(result, args.chart)
+    result["bench_s"] = round(time.monotonic() - began)
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+    print("\n== summary (medians, ms)")
+    print(f"pipeline voice-to-voice   {v2v:8.0f}   (p90 {result['voice_to_voice_p90_ms']:.0f})")
+    print(f"naive sequential          {naive_v2v:8.0f}   ratio_vs_naive {result['ratio_vs_naive']}")
+    print(f"compute floor             {floor_p50:8.0f}   ratio_vs_floor {result['ratio_vs_floor']}")
+    if vv_p50 is not None:
+        print(f"vv-meter (real devices)   {vv_p50:8.0f}   minus in-process: {difference:+.0f}")
+        print(
+            f"  in-process, the meter's session (conversation kept): {session_v2v:.0f}; "
+            f"vv-meter minus that: {session_difference:+.0f}"
+        )
+        if clock_edges:
+            print(
+                f"  of which the clocks' edges (same signals, no devices): end of speech "
+                f"{clock_edges['speech_end_offset_p50_ms']:+.0f}, reply onset "
+                f"{clock_edges['reply_onset_offset_p50_ms']:+.0f}"
+            )
+        if split := meter.get("split"):
+            print(
+                f"  split (medians): input path {split['input_ms']:+.0f}, the app's own "
+                f"{split['in_app_ms']:.0f}, output path {split['output_ms']:+.0f}"
+            )
+    else:
+        print(f"vv-meter                  unavailable: {meter['reason']}")
+    mem = result["memory"]
+    print(
+        f"memory: {mem['rss_models_loaded_mb']:.0f} MiB resident with the models loaded, "
+        f"peak {mem['peak_rss_mb']:.0f} MiB"
+    )
+    if soaked:
+        print(
+            f"soak ({soaked['minutes']} min, {soaked['turns']} turns): RSS "
+            f"{soaked['rss_start_mb']:.0f} -> {soaked['rss_end_mb']:.0f} MiB "
+            f"(growth {soaked['growth_mb']:+.0f}, "
+            f"second half {soaked['growth_second_half_mb']:+.0f})"
+        )
+    print(f"wrote {args.output} and {args.chart} in {result['bench_s']} s")
     return 0
 
 

@@ -1,0 +1,168 @@
+"""Tables on stdout, the machine's description, and the latency chart."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+GOAL_MS = 800
+
+
+def summarise(rows: list[dict], columns: list[str]) -> dict[str, dict[str, float | None]]:
+    """Median and p90 of each column over the rows that have it."""
+    out: dict[str, dict[str, float | None]] = {}
+    for column in columns:
+        values = [r[column] for r in rows if r.get(column) is not None]
+        out[column] = {
+            "p50": round(float(np.median(values)), 1) if values else None,
+            "p90": round(float(np.percentile(values, 90)), 1) if values else None,
+        }
+    return out
+
+
+def print_table(title: str, rows: list[dict], columns: list[str], stats: dict) -> None:
+    width = max(17, *(len(c) + 2 for c in columns))
+    print(f"\n== {title} (ms)")
+    print(f"{'question':<40}" + "".join(f"{c:>{width}}" for c in columns))
+    for row in rows:
+        cells = "".join(
+            f"{row[c]:>{width}.0f}" if row.get(c) is not None else f"{'-':>{width}}"
+            for c in columns
+        )
+        print(f"{row['question'][:39]:<40}" + cells)
+    for label, key in (("median", "p50"), ("p90", "p90")):
+        cells = "".join(
+            f"{stats[c][key]:>{width}.0f}" if stats[c][key] is not None else f"{'-':>{width}}"
+            for c in columns
+        )
+        print(f"{label:<40}" + cells)
+
+
+def machine() -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kb / 2**20, 1),
+        "gpu": None,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def chart(result: dict, path: Path) -> None:
+    """One stacked horizontal bar per design, the goal marked; each bar labelled with its total."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {
+        "end-of-turn silence": "#9e9e9e",
+        "speech recognition": "#4c72b0",
+        "LLM to first phrase": "#dd8452",
+        "LLM whole reply": "#c44e52",
+        "TTS first audio": "#55a868",
+        "TTS whole reply": "#2f6b3b",
+        "silence waited, hand-offs": "#c7c7c7",
+        "measured outside the app": "#8172b3",
+    }
+
+    def medians(stages: dict) -> dict[str, float]:
+        return {k: (v["p50"] or 0.0) for k, v in stages.items()}
+
+    def pipeline_bar(label: str, stages: dict) -> tuple[str, list, float]:
+        p = medians(stages)
+        segments = [
+            ("silence waited, hand-offs", p["waiting"]),
+            ("speech recognition", p["asr"]),
+            ("LLM to first phrase", p["llm_first_phrase"]),
+            ("TTS first audio", p["tts_first_audio"]),
+        ]
+        return f"{label}\n(median {p['voice_to_voice']:.0f} ms)", segments, p["voice_to_voice"]
+
+    n, f = medians(result["naive"]["stages_ms"]), medians(result["floor"]["stages_ms"])
+    bars = [
+        pipeline_bar("pipeline, in-process,\nnew conversation", result["pipeline"]["stages_ms"])
+    ]
+    vv = result.get("vv_meter") or {}
+    if vv.get("p50_ms") is not None:
+        session = result["session"]["stages_ms"]
+        bars.append(pipeline_bar("pipeline, in-process,\nthe meter's session", session))
+        bars.append(
+            (
+                f"vv-meter: listen via\nvirtual devices (median {vv['p50_ms']:.0f} ms)",
+                [("measured outside the app", vv["p50_ms"])],
+                vv["p50_ms"],
+            )
+        )
+    bars += [
+        (
+            f"naive sequential\n(median {n['voice_to_voice']:.0f} ms)",
+            [
+                ("end-of-turn silence", n["endpoint"]),
+                ("speech recognition", n["asr"]),
+                ("LLM whole reply", n["llm_reply"]),
+                ("TTS whole reply", n["tts_reply"]),
+            ],
+            n["voice_to_voice"],
+        ),
+        (
+            f"compute floor\n(median {f['floor']:.0f} ms)",
+            [
+                ("speech recognition", f["asr"]),
+                ("LLM to first phrase", f["llm_first_phrase"]),
+                ("TTS first audio", f["tts_first_audio"]),
+            ],
+            f["floor"],
+        ),
+    ]
+    fig, ax = plt.subplots(figsize=(10, 1.0 * len(bars) + 2.0), dpi=120)
+    seen: set[str] = set()
+    for y, (_, segments, total) in enumerate(bars):
+        left = 0.0
+        for name, width in segments:
+            label = None if name in seen else name
+            ax.barh(y, width, left=left, color=colors[name], edgecolor="white", height=0.6,
+                    label=label)  # fmt: skip
+            if width >= 110:
+                ax.text(left + width / 2, y, f"{width:.0f}", ha="center", va="center",
+                        fontsize=8, color="white")  # fmt: skip
+            seen.add(name)
+            left += width
+        if abs(left - total) > 1:  # the stages' medians need not add up to the median total
+            label = None if "total" in seen else "median total (stages: their own medians)"
+            ax.plot([total, total], [y - 0.38, y + 0.38], color="black", lw=2, label=label)
+            seen.add("total")
+    ax.axvline(GOAL_MS, color="#d62728", ls="--", lw=1.5, label=f"goal: {GOAL_MS} ms")
+    ax.set_yticks(range(len(bars)), [label for label, _, _ in bars], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms from the end of the user's speech to the first sample of the reply")
+    m = result["machine"]
+    ax.set_title(
+        f"Voice-to-voice latency, medians of {result['turns']} turns "
+        f"({m['cpu']}, {m['cores']} cores, no GPU; {result['date'][:10]})",
+        fontsize=10,
+    )
+    ax.grid(axis="x", color="#e0e0e0")
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
