@@ -12,16 +12,14 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from assistant.audio.sinks import AudioSink, OnStart, SpeakerSink
+from assistant.audio.sinks import AudioSink, NullSink, SpeakerSink
 from assistant.audio.sources import AudioSource, MicrophoneSource
 from assistant.config import AssistantConfig
 from assistant.errors import UserFacingError
@@ -49,28 +47,6 @@ def default_source(config: AssistantConfig) -> AudioSource:
 
 def default_sink(config: AssistantConfig) -> AudioSink:
     return SpeakerSink(config.audio.output_device)
-
-
-class MutedSink:
-    """Stands in when no sink could even be built, so replies still arrive as text."""
-
-    sample_rate = 16000
-
-    def start(self) -> None:
-        pass
-
-    def play(self, samples: np.ndarray, on_start: OnStart | None = None) -> None:
-        if on_start is not None:
-            on_start(time.monotonic())
-
-    def clear(self) -> None:
-        pass
-
-    def wait_idle(self, timeout: float) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 def app_icon() -> QIcon:
@@ -140,7 +116,7 @@ class AppController(QObject):
             sink = self._sink_factory(self.config)
         except Exception as exc:
             self.window.show_error("audio-out", f"{_describe(exc)} Replies are shown as text only.")
-            sink = MutedSink()
+            sink = NullSink()
         self._start(engines, source, sink)
 
     def _start(self, engines: Engines, source: AudioSource, sink: AudioSink) -> None:

@@ -38,6 +38,30 @@ class AudioSink(Protocol):
     def close(self) -> None: ...
 
 
+class NullSink:
+    """Plays nothing and keeps nothing: for a muted app, or when no speaker can be opened,
+    so that replies still arrive as text and every turn still completes."""
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        self.sample_rate = sample_rate
+
+    def start(self) -> None:
+        pass
+
+    def play(self, samples: np.ndarray, on_start: OnStart | None = None) -> None:
+        if on_start is not None:
+            on_start(time.monotonic())
+
+    def clear(self) -> None:
+        pass
+
+    def wait_idle(self, timeout: float) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 class FileSink:
     """Collects the reply in memory and writes it as a WAV file on ``save``."""
 

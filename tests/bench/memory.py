@@ -12,7 +12,7 @@ import numpy as np
 
 from assistant.audio.blocks import AudioBlock
 from assistant.audio.files import read_audio
-from assistant.audio.sinks import OnStart
+from assistant.audio.sinks import NullSink
 from assistant.config import AssistantConfig
 from assistant.events import AudioFinished, ErrorOccurred, Event, TurnTimings
 from assistant.pipeline import Assistant, Engines
@@ -78,29 +78,6 @@ class QuestionLoop:
 
     def close(self) -> None:
         self._closed.set()
-
-
-class NullSink:
-    """A speaker that plays everything at once and keeps nothing."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = sample_rate
-
-    def start(self) -> None:
-        pass
-
-    def play(self, samples: np.ndarray, on_start: OnStart | None = None) -> None:
-        if on_start is not None:
-            on_start(time.monotonic())
-
-    def clear(self) -> None:
-        pass
-
-    def wait_idle(self, timeout: float) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 def soak(
