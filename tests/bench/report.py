@@ -166,3 +166,53 @@ def chart(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def print_summary(result: dict) -> None:
+    """The headline figures of a run, from its JSON result."""
+    v2v, naive_v2v, floor_p50 = (
+        result["voice_to_voice_p50_ms"],
+        result["naive_voice_to_voice_p50_ms"],
+        result["floor_p50_ms"],
+    )
+    print("\n== summary (medians, ms)")
+    print(f"pipeline voice-to-voice   {v2v:8.0f}   (p90 {result['voice_to_voice_p90_ms']:.0f})")
+    print(f"naive sequential          {naive_v2v:8.0f}   ratio_vs_naive {result['ratio_vs_naive']}")
+    print(f"compute floor             {floor_p50:8.0f}   ratio_vs_floor {result['ratio_vs_floor']}")
+    meter, edges = result["vv_meter"], result["clock_edges"]
+    if meter["p50_ms"] is None:
+        print(f"vv-meter                  unavailable: {meter['reason']}")
+    else:
+        print(
+            f"vv-meter (real devices)   {meter['p50_ms']:8.0f}   "
+            f"minus in-process: {result['vv_meter_minus_in_process_ms']:+.0f}"
+        )
+        print(
+            f"  in-process, the meter's session (conversation kept): "
+            f"{result['session_voice_to_voice_p50_ms']:.0f}; "
+            f"vv-meter minus that: {result['vv_meter_minus_session_ms']:+.0f}"
+        )
+        if edges:
+            print(
+                f"  the clocks' edges (same signals, no devices): end of speech "
+                f"{edges['speech_end_offset_p50_ms']:+.0f}, reply onset "
+                f"{edges['reply_onset_offset_p50_ms']:+.0f}"
+            )
+        if split := meter.get("split"):
+            print(
+                f"  split (medians): input path {split['input_ms']:+.0f}, the app's own "
+                f"{split['in_app_ms']:.0f}, output path {split['output_ms']:+.0f}"
+            )
+    mem = result["memory"]
+    print(
+        f"memory: {mem['rss_models_loaded_mb']:.0f} MiB resident with the models loaded, "
+        f"peak {mem['peak_rss_mb']:.0f} MiB; listen under the meter: "
+        f"{mem['listen_app_rss_max_mb'] or '-'} MiB"
+    )
+    if soaked := result.get("soak"):
+        print(
+            f"soak ({soaked['minutes']} min, {soaked['turns']} turns, {soaked['date']}): RSS "
+            f"{soaked['rss_start_mb']:.0f} -> {soaked['rss_end_mb']:.0f} MiB "
+            f"(growth {soaked['growth_mb']:+.0f}, "
+            f"second half {soaked['growth_second_half_mb']:+.0f})"
+        )

@@ -6,8 +6,12 @@ One run, same spoken questions (espeak-ng) and same loaded models throughout:
 2. the naive sequential design (naive.py): fixed silence, whole transcript, whole reply,
    whole synthesis, then play;
 3. the compute floor (floor.py): ASR + LLM to first phrase + TTS of it, each alone;
-4. the vv-meter (vv.py) against ``voice-assistant listen`` through virtual audio devices;
-5. resident memory, and with ``--soak-minutes N`` RSS over N minutes of turns.
+4. the vv-meter (vv.py) against ``voice-assistant listen`` through virtual audio devices,
+   next to the pipeline in-process over the meter's own session (conversation kept) and
+   the offsets between the two clocks' start and stop points (edges.py); ``--vv-timed``
+   also splits the meter's figure with the app's own marks (listen_timed.py);
+5. resident memory, and with ``--soak-minutes N`` RSS over N minutes of one live session
+   (memory.py); without it the last soak in the output file is kept.
 
 Prints tables and ratios, writes ``docs/bench.json`` and ``docs/latency.png``.
 """
@@ -259,41 +263,7 @@ def main() -> int:
     result["bench_s"] = round(time.monotonic() - began)
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
-    print("\n== summary (medians, ms)")
-    print(f"pipeline voice-to-voice   {v2v:8.0f}   (p90 {result['voice_to_voice_p90_ms']:.0f})")
-    print(f"naive sequential          {naive_v2v:8.0f}   ratio_vs_naive {result['ratio_vs_naive']}")
-    print(f"compute floor             {floor_p50:8.0f}   ratio_vs_floor {result['ratio_vs_floor']}")
-    if vv_p50 is not None:
-        print(f"vv-meter (real devices)   {vv_p50:8.0f}   minus in-process: {difference:+.0f}")
-        print(
-            f"  in-process, the meter's session (conversation kept): {session_v2v:.0f}; "
-            f"vv-meter minus that: {session_difference:+.0f}"
-        )
-        if clock_edges:
-            print(
-                f"  of which the clocks' edges (same signals, no devices): end of speech "
-                f"{clock_edges['speech_end_offset_p50_ms']:+.0f}, reply onset "
-                f"{clock_edges['reply_onset_offset_p50_ms']:+.0f}"
-            )
-        if split := meter.get("split"):
-            print(
-                f"  split (medians): input path {split['input_ms']:+.0f}, the app's own "
-                f"{split['in_app_ms']:.0f}, output path {split['output_ms']:+.0f}"
-            )
-    else:
-        print(f"vv-meter                  unavailable: {meter['reason']}")
-    mem = result["memory"]
-    print(
-        f"memory: {mem['rss_models_loaded_mb']:.0f} MiB resident with the models loaded, "
-        f"peak {mem['peak_rss_mb']:.0f} MiB"
-    )
-    if soaked:
-        print(
-            f"soak ({soaked['minutes']} min, {soaked['turns']} turns): RSS "
-            f"{soaked['rss_start_mb']:.0f} -> {soaked['rss_end_mb']:.0f} MiB "
-            f"(growth {soaked['growth_mb']:+.0f}, "
-            f"second half {soaked['growth_second_half_mb']:+.0f})"
-        )
+    report.print_summary(result)
     print(f"wrote {args.output} and {args.chart} in {result['bench_s']} s")
     return 0
 
