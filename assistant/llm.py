@@ -14,8 +14,9 @@ from pathlib import Path
 
 from assistant.compute import torch_compute
 from assistant.config import LlmConfig
-from assistant.errors import ModelError
+from assistant.errors import ConfigError, ModelError
 from assistant.model_store import ModelStore
+from assistant.prompt_cache import PromptCache
 
 
 @dataclass
@@ -45,51 +46,90 @@ class Conversation:
 
 
 class ChatModel:
+    """SmolLM2 (or another chat model) with its conversation and attention cache.
+
+    Every torch call runs on one private thread. libgomp keeps a pool of worker threads
+    per calling thread; once a second pool exists (say the model loaded on one thread and
+    replies on a pipeline worker), a 2-core machine has more OpenMP threads than cores and
+    libgomp makes them sleep between parallel regions. A token is ~200 small regions, so
+    decoding ran 1.6x slower (33 ms against 20 ms a token) until all work stayed on one.
+    """
+
     def __init__(self, config: LlmConfig, store: ModelStore) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.config = config
+        self._torch = ThreadPoolExecutor(1, thread_name_prefix="llm-torch")
+        self._lock = threading.Lock()  # one generation at a time
+        self._on_torch(self._load, store)
+
+    def _on_torch(self, fn, *args):
+        return self._torch.submit(fn, *args).result()
+
+    def _load(self, store: ModelStore) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # progress bars would garble the CLI's output
-        self.config = config
+        config = self.config
         choice = torch_compute(config.device)
         self.device = choice.device
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         folder, gguf = resolve_weights(store, config.model)
-        dtype = getattr(torch, choice.compute_type)
+        int8 = self.device == "cpu" and _wants_int8(config.quantize)
+        dtype = torch.float32 if int8 else getattr(torch, choice.compute_type)
         try:
             kwargs = {"gguf_file": gguf} if gguf else {"use_safetensors": True}
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(
+            model = AutoModelForCausalLM.from_pretrained(
                 folder, local_files_only=True, dtype=dtype, **kwargs
             )
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the LLM from {folder}: {exc}") from None
-        self.model.to(self.device).eval()
+        if int8:
+            from assistant.int8_weights import quantize_linears
+
+            model = quantize_linears(model)
+        self.model = model.to(self.device).eval()
+        self.quantized = int8
         if not self.tokenizer.chat_template:
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")
         self.conversation = Conversation(config.system_prompt)
-        self._lock = threading.Lock()  # one generation at a time
+        self._stop_ids = _stop_token_ids(self.model, self.tokenizer)
+        self._cache = PromptCache(lambda: DynamicCache(config=self.model.config))
+
+    @property
+    def precision(self) -> str:
+        """What the weights are stored as, for reports: int8, float32, float16."""
+        return "int8" if self.quantized else str(self.model.dtype).removeprefix("torch.")
 
     def forget_last(self) -> None:
         """Drop the last exchange (a reply that was only ever speculative)."""
         with self._lock:
             self.conversation.forget_last()
 
-    def prompt_ids(self, user_text: str):
+    def prompt_ids(self, user_text: str) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest turns past the context budget."""
         budget = self.config.context_tokens
         while True:
             ids = self.tokenizer.apply_chat_template(
                 self.conversation.messages(user_text),
                 add_generation_prompt=True,
-                return_tensors="pt",
                 return_dict=True,
             )["input_ids"]
-            if ids.shape[1] <= budget or not self.conversation.turns:
-                return ids[:, -budget:]
+            if len(ids) <= budget or not self.conversation.turns:
+                return list(ids[-budget:])
             del self.conversation.turns[:2]
+
+    def prefill(self) -> None:
+        """Read the system prompt (and any history) into the cache before the user speaks."""
+        with self._lock:
+            ids = self.tokenizer.apply_chat_template(
+                self.conversation.messages(), return_dict=True
+            )["input_ids"]
+            self._on_torch(self._run, list(ids))
 
     def reply(
         self,
@@ -100,46 +140,90 @@ class ChatModel:
         """Generate a reply, calling ``on_text`` with each new piece of text as it decodes.
 
         Returns (text, was_cancelled). A cancelled reply is kept in the memory as far as it
-        got, so the next turn knows what the user already heard.
+        got, so the next turn knows what the user already heard. Cancellation is checked
+        before every token, so a stale reply costs at most one more forward pass.
+        ``on_text`` is called on the model's own thread.
         """
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
-
-        pieces: list[str] = []
-
-        class _Streamer(TextStreamer):
-            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-                if text:
-                    pieces.append(text)
-                    on_text(text)
-
-        class _Cancel(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-                stop = cancelled()
-                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
-
-        cfg = self.config
         with self._lock:
-            ids = self.prompt_ids(user_text).to(self.device)
-            sampling = (
-                {"do_sample": True, "temperature": cfg.temperature}
-                if cfg.temperature
-                else {"do_sample": False}
-            )
+            return self._on_torch(self._reply, user_text, on_text, cancelled)
+
+    def close(self) -> None:
+        self._torch.shutdown(wait=False)
+
+    def _reply(self, user_text, on_text, cancelled) -> tuple[str, bool]:
+        prompt = self.prompt_ids(user_text)
+        generated: list[int] = []
+        shown = ""
+        was_cancelled = False
+        feed = prompt
+        for _ in range(self.config.max_new_tokens):
+            if cancelled():
+                was_cancelled = True
+                break
+            token = self._pick(self._run(feed))
+            if token in self._stop_ids:
+                break
+            generated.append(token)
+            feed = prompt + generated
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            # A character split across tokens decodes as U+FFFD until it is whole.
+            if not text.endswith("\ufffd") and len(text) > len(shown):
+                on_text(text[len(shown) :])
+                shown = text
+        text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        self.conversation.add(user_text, text)
+        return text, was_cancelled
+
+    def _run(self, ids: list[int]):
+        """Logits after ``ids``, reading only the part the cache does not hold yet."""
+        import torch
+
+        held = self._cache.reuse(ids)
+        new = ids[held:]
+        try:
             with torch.inference_mode():
-                self.model.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    max_new_tokens=cfg.max_new_tokens,
-                    streamer=_Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
-                    stopping_criteria=StoppingCriteriaList([_Cancel()]),
-                    pad_token_id=self.tokenizer.eos_token_id,
-                    **sampling,
+                out = self.model(
+                    input_ids=torch.tensor([new], device=self.device),
+                    cache=self._cache.cache,
+                    use_cache=True,
+                    logits_to_keep=1,
                 )
-            text = "".join(pieces).strip()
-            was_cancelled = cancelled()
-            self.conversation.add(user_text, text)
-            return text, was_cancelled
+        except BaseException:
+            self._cache.clear()  # the cache may hold part of ``new``: start it afresh
+            raise
+        self._cache.extend(new)
+        return out.logits[0, -1]
+
+    def _pick(self, logits) -> int:
+        import torch
+
+        temperature = self.config.temperature
+        if not temperature:
+            return int(torch.argmax(logits))
+        probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+        return int(torch.multinomial(probabilities, 1))
+
+
+def _wants_int8(setting: str) -> bool:
+    from assistant.int8_weights import int8_supported
+
+    if setting == "none":
+        return False
+    supported = int8_supported()
+    if setting == "int8" and not supported:
+        raise ConfigError(
+            "llm.quantize is 'int8' but this torch or CPU has no int8 kernel with bfloat16 "
+            "activations; use 'auto' or 'none'"
+        )
+    return supported
+
+
+def _stop_token_ids(model, tokenizer) -> set[int]:
+    """End-of-turn tokens: the tokenizer's EOS and whatever the generation config adds."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return {i for i in ids if i is not None}
 
 
 def resolve_weights(store: ModelStore, reference: str) -> tuple[Path, str | None]:

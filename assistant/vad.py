@@ -113,6 +113,7 @@ class Endpointer:
         self._last_voiced_at = 0.0
         self._since_progress = 0
         self._paused = False  # a SpeechPaused is out and no speech has followed yet
+        self._end_ms = self.config.end_silence_ms  # shortened by end_early()
 
     @property
     def in_speech(self) -> bool:
@@ -156,6 +157,7 @@ class Endpointer:
                 self._voiced += 1
             self._silence = 0
             self._last_voiced_at = at
+            self._end_ms = cfg.end_silence_ms
             if self._paused:
                 self._paused = False
                 events.append(SpeechResumed())
@@ -165,13 +167,19 @@ class Endpointer:
             if speculate and not self._paused and self._silence * self._ms >= speculate:
                 self._paused = True
                 events.append(SpeechPaused(self._audio(), self._last_voiced_at))
-        if self._silence * self._ms >= cfg.end_silence_ms:
+        if self._silence * self._ms >= self._end_ms:
             events.append(self._finish(at, cut=False))
         elif len(self._frames) * WINDOW >= cfg.max_utterance_s * SAMPLE_RATE:
             events.append(self._finish(at, cut=True))
         else:
             events += self._progress()
         return events
+
+    def end_early(self, silence_ms: int) -> None:
+        """End the current pause's turn after ``silence_ms`` of silence rather than the
+        configured end silence (the words so far read as finished); speech resets it."""
+        if self._in_speech and self._paused and self.config.mode == "hands-free":
+            self._end_ms = min(self._end_ms, silence_ms)
 
     def set_mode(self, mode: str) -> None:
         """Switch between hands-free and push-to-talk, dropping any half-heard utterance."""

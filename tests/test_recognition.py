@@ -15,6 +15,9 @@ SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Please turn off the lights in the kitchen.",
     "How far away is the moon from the earth?",
+    "What time does the train to London leave tomorrow morning?",
+    "Remind me to call my mother after work.",
+    "Is it going to rain today?",
 ]
 
 
@@ -60,3 +63,51 @@ def test_no_text_from_silence_or_noise(engines, kind):
     }[kind]
     result = engines.recognizer.transcribe(np.clip(audio, -1, 1).astype(np.float32))
     assert result.text == ""
+
+
+def test_fit_window_covers_the_utterance_with_a_margin():
+    from assistant.asr import fit_window
+
+    assert fit_window(1.5) == 800  # at least 8 s: tighter windows make Whisper loop
+    assert fit_window(9.3) == 1130
+    assert fit_window(29.0) is None  # near 30 s the full window costs nothing more
+
+
+def test_a_longer_question_in_a_fitted_window_is_heard_once(engines, speech_dir):
+    """A 12 s utterance: the window fits it without cutting its end or looping."""
+    sentences = [*SENTENCES[:3], "Then tell me what the weather will be like tomorrow."]
+    parts = [read_audio(speak(s, speech_dir / f"long-{i}.wav")) for i, s in enumerate(sentences)]
+    audio = np.concatenate(parts)
+    assert 9 < audio.size / 16000 < 20
+    result = engines.recognizer.transcribe(audio)
+    assert wer(" ".join(sentences), result.text) <= 0.2, result.text
+    assert "tomorrow" in result.text.lower()
+
+
+def test_full_and_fitted_windows_hear_the_same_words(engines, speech_dir):
+    audio = read_audio(speak(SENTENCES[2], speech_dir / "window.wav"))
+    fitted = engines.recognizer.transcribe(audio)
+    engines.recognizer.config.window = "full"
+    try:
+        full = engines.recognizer.transcribe(audio)
+    finally:
+        engines.recognizer.config.window = "auto"
+    assert wer(SENTENCES[2], fitted.text) <= 0.25 and wer(SENTENCES[2], full.text) <= 0.25
+
+
+def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch):
+    """Language detection and decoding share one encoder run over the fitted window."""
+    model = engines.recognizer.model
+    windows = []
+    encode = type(model).__mro__[1].encode  # faster-whisper's own, below the memo
+
+    def counting(self, features):
+        windows.append(features.shape[-1])
+        return encode(self, features)
+
+    monkeypatch.setattr(type(model).__mro__[1], "encode", counting)
+    audio = read_audio(speak(SENTENCES[4], speech_dir / "once.wav"))
+    model._last = None
+    result = engines.recognizer.transcribe(audio)
+    assert "mother" in result.text.lower(), result.text
+    assert windows == [800], windows  # one run, on 8 s rather than 30 s

@@ -137,3 +137,33 @@ def test_no_speculation_when_turned_off():
     config = VadConfig(min_speech_ms=96, end_silence_ms=320, speculate_after_ms=0)
     kinds = [type(e).__name__ for e in windows("." * 5 + "#" * 10 + "." * 12, config)]
     assert kinds == ["SpeechStart", "Utterance"]
+
+
+def test_a_finished_sentence_shortens_only_the_current_pause():
+    config = VadConfig(min_speech_ms=96, end_silence_ms=640, speculate_after_ms=96)
+    endpointer = Endpointer(config)
+    ends = []
+
+    def feed(pattern: str, start: int, early_at: int | None = None):
+        for i, mark in enumerate(pattern, start):
+            if i == early_at:
+                endpointer.end_early(192)
+            for event in endpointer.process(np.zeros(WINDOW, np.float32), 0.9 * (mark == "#"), i):
+                ends.append((type(event).__name__, i))
+
+    # A pause hinted as finished, but the user speaks on: the hint dies with the pause.
+    feed("#" * 6 + "." * 4 + "#" * 6 + "." * 24, 0, early_at=9)
+    assert ("SpeechResumed", 10) in ends and ("Utterance", 16 + 20 - 1) in ends
+    ends.clear()
+    # The next turn's pause, hinted after 4 windows: it ends at 6 windows (192 ms).
+    feed("#" * 6 + "." * 12, 100, early_at=110)
+    assert [e for e in ends if e[0] == "Utterance"] == [("Utterance", 111)]
+
+
+def test_what_reads_as_a_finished_sentence():
+    from assistant.turn_end import reads_finished
+
+    finished = ["What is the capital of France?", "Turn it off.", 'He said "stop!"', "好的。"]
+    unfinished = ["I would like to", "Well...", "So, um…", "and then", ""]
+    assert all(reads_finished(t) for t in finished)
+    assert not any(reads_finished(t) for t in unfinished)

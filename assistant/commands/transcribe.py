@@ -10,6 +10,7 @@ from assistant.model_store import ModelStore
 def run(args, config) -> int:
     language = check_language(args.language)  # fail on a bad code before loading anything
     audio = read_audio(args.file)
+    config.asr.window = "full"  # a file is not waited on: take Whisper's most accurate window
     recognizer = WhisperRecognizer(ModelStore().whisper_dir(config.asr.model), config.asr)
     result = recognizer.transcribe(
         audio, language=language, task=args.task, vad_filter=True, timestamps=True

@@ -39,14 +39,16 @@ def load_engines(
 
 
 def warm_up(engines: Engines) -> None:
-    """Run each model once so the first real turn does not pay for lazy initialisation."""
-    import numpy as np
-
-    engines.recognizer.transcribe(np.zeros(16000, dtype=np.float32), language="en")
+    """Run each model once so the first real turn does not pay for lazy initialisation,
+    and leave the system prompt read into the LLM's cache."""
+    engines.recognizer.warm_up()
     for _ in engines.tts.synthesize("Ready."):
         pass
-    ids = engines.chat.prompt_ids("Hi")
-    import torch
+    engines.chat.reply("Hi", lambda _text: None, cancelled=_after_calls(3))
+    engines.chat.conversation.clear()
+    engines.chat.prefill()
 
-    with torch.inference_mode():
-        engines.chat.model(input_ids=ids.to(engines.chat.device))
+
+def _after_calls(n: int) -> Callable[[], bool]:
+    calls = iter(range(n))
+    return lambda: next(calls, None) is None

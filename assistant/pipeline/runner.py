@@ -46,6 +46,7 @@ from assistant.phrases import PhraseSplitter
 from assistant.pipeline.engines import Engines
 from assistant.pipeline.timing import TurnTimer
 from assistant.pipeline.turns import Ticket, TurnClock
+from assistant.turn_end import reads_finished
 from assistant.vad import (
     WINDOW,
     Endpointer,
@@ -60,6 +61,7 @@ from assistant.vad import (
 log = logging.getLogger(__name__)
 _STOP = object()
 _RECONNECT_S = 2.0
+_FIRST_AUDIO_WAIT_S = 2.0  # the longest the LLM pauses for TTS's first audio
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class _Ask:
 class _Phrase:
     ticket: Ticket
     text: str | None  # None marks the end of the reply
+    # Set once the phrase has audio (or is dropped); only the reply's first phrase has one.
+    voiced: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +353,10 @@ class Assistant:
             pending = pending[n * WINDOW :]
 
     def _apply_control(self, kind: str, value, at: float) -> None:
+        if kind == "finished":  # the speculative transcript reads as a whole sentence
+            if self._speculating and self.clock.is_current(value):
+                self._endpointer.end_early(self.config.vad.finished_silence_ms)
+            return
         if kind == "mode":
             self._endpointer.set_mode(value)
             self._speculating = False
@@ -426,6 +434,9 @@ class Assistant:
             )
             if self.clock.is_current(ticket):
                 self._asks.put(_Ask(ticket, transcript.text))
+                if self.config.vad.finished_silence_ms and reads_finished(transcript.text):
+                    # Applied by the VAD worker at the audio captured from now on.
+                    self._controls.put(("finished", ticket, time.monotonic()))
 
     def _partial(self, item: _Heard) -> None:
         try:
@@ -449,13 +460,21 @@ class Assistant:
                 continue
             splitter = PhraseSplitter(tts.min_phrase_chars, tts.max_phrase_chars)
             self._mark(ticket, "llm_start")
+            first: list[threading.Event] = []
 
-            def on_text(text: str, ticket: Ticket = ticket, splitter=splitter) -> None:
+            def on_text(text: str, ticket: Ticket = ticket, splitter=splitter, first=first):
                 self._mark(ticket, "llm_first_token")
                 self._publish(ticket, ReplyToken(ticket.turn, text))
                 for phrase in splitter.feed(text):
                     self._mark(ticket, "llm_first_phrase")
-                    self._phrases.put(_Phrase(ticket, phrase))
+                    voiced = None if first else threading.Event()
+                    self._phrases.put(_Phrase(ticket, phrase, voiced))
+                    if voiced is not None:
+                        first.append(voiced)
+                        # Two cores: decoding on would halve TTS's share while the user
+                        # waits for the first sound. The rest of the reply has the whole
+                        # first phrase's playback to catch up, so pause until it has audio.
+                        voiced.wait(_FIRST_AUDIO_WAIT_S)
 
             try:
                 text, cancelled = self.engines.chat.reply(
@@ -491,22 +510,31 @@ class Assistant:
             item = self._phrases.get()
             if item is _STOP:
                 return
-            ticket = item.ticket
-            if not self.clock.is_current(ticket):
-                continue
-            rate = self.engines.tts.sample_rate
-            if item.text is None:
-                self._speech.put(_Speech(ticket, None, rate))
-                continue
-            self._mark(ticket, "tts_start")
             try:
-                for samples in self.engines.tts.synthesize(item.text):
-                    if not self.clock.is_current(ticket):
-                        break
-                    self._mark(ticket, "tts_first_audio")
-                    self._speech.put(_Speech(ticket, samples, rate))
-            except Exception as exc:
-                self._fail("tts", ticket, exc)
+                self._speak(item)
+            finally:
+                if item.voiced is not None:
+                    item.voiced.set()
+
+    def _speak(self, item: _Phrase) -> None:
+        ticket = item.ticket
+        if not self.clock.is_current(ticket):
+            return
+        rate = self.engines.tts.sample_rate
+        if item.text is None:
+            self._speech.put(_Speech(ticket, None, rate))
+            return
+        self._mark(ticket, "tts_start")
+        try:
+            for samples in self.engines.tts.synthesize(item.text):
+                if not self.clock.is_current(ticket):
+                    break
+                self._mark(ticket, "tts_first_audio")
+                self._speech.put(_Speech(ticket, samples, rate))
+                if item.voiced is not None:
+                    item.voiced.set()
+        except Exception as exc:
+            self._fail("tts", ticket, exc)
 
     def _wait_for_confirmation(self, ticket: Ticket) -> bool:
         with self._gate:

@@ -55,7 +55,7 @@ def models(config: AssistantConfig, engines: Engines) -> dict[str, str]:
         "asr": f"{named(config.asr.model, 'Whisper base')} "
         f"(CTranslate2 {rec.model.model.compute_type}, {rec.device})",
         "llm": f"{named(config.llm.model, 'SmolLM2-135M-Instruct')} "
-        f"(transformers {str(engines.chat.model.dtype).removeprefix('torch.')}, "
+        f"(transformers {engines.chat.precision}, "
         f"{engines.chat.device})",
         "tts": f"{named(config.tts.voice, 'Piper en_US joe medium')} "
         f"({engines.tts.sample_rate} Hz)",

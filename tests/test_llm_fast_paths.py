@@ -1,0 +1,73 @@
+"""The LLM's speed-ups keep its answers: int8 weights and the cache kept across turns."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from assistant.config import LlmConfig
+from assistant.int8_weights import Int8Linear, quantize_linears
+from assistant.llm import ChatModel
+from assistant.model_store import ModelStore
+
+
+def test_int8_linear_matches_the_float_layer():
+    torch.manual_seed(0)
+    linear = nn.Linear(256, 96)
+    x = torch.randn(5, 3, 256)
+    exact = linear(x)
+    approx = Int8Linear(linear)(x)
+    assert approx.shape == exact.shape
+    error = (approx.float() - exact).norm() / exact.norm()
+    assert error < 0.02, float(error)
+
+
+def test_int8_model_makes_the_float_models_choices():
+    """Teacher-forced over a real reply, int8 SmolLM2 picks the float model's next token."""
+    config = LlmConfig(quantize="none", max_new_tokens=32)
+    chat = ChatModel(config, ModelStore())
+    assert chat.precision == "float32"
+    prompt = chat.prompt_ids("Why do cats purr?")
+    chat.reply("Why do cats purr?", lambda _text: None)
+    reply = chat.tokenizer(chat.conversation.turns[-1]["content"])["input_ids"]
+    ids = torch.tensor([prompt + reply])
+    int8 = quantize_linears(copy.deepcopy(chat.model))
+    with torch.inference_mode():
+        want = chat.model(input_ids=ids).logits[0, len(prompt) - 1 :].float()
+        got = int8(input_ids=ids).logits[0, len(prompt) - 1 :].float()
+    agree = (want.argmax(-1) == got.argmax(-1)).float().mean()
+    cosine = nn.functional.cosine_similarity(want, got, dim=-1).min()
+    assert agree >= 0.9 and cosine >= 0.97, (float(agree), float(cosine))
+
+
+def test_a_new_turn_reads_only_what_the_cache_lacks(engines):
+    chat = engines.chat
+    chat.conversation.clear()
+    for question in ("What is your name?", "Where do penguins live?"):
+        chat.reply(question, lambda _text: None)
+    question = "And what do they eat?"
+    prompt = chat.prompt_ids(question)
+    held = chat._cache.reuse(prompt)
+    # Everything up to the end of the last reply is reused; only the new turn is read.
+    assert len(prompt) > 60 and len(prompt) - held < 25, (len(prompt), held)
+    cached = chat._run(prompt).float()
+    chat._cache.clear()
+    fresh = chat._run(prompt).float()
+    assert cached.argmax() == fresh.argmax()
+    assert nn.functional.cosine_similarity(cached, fresh, dim=0) > 0.995
+    chat.conversation.clear()
+
+
+def test_cache_follows_a_dropped_speculative_reply(engines):
+    chat = engines.chat
+    chat.conversation.clear()
+    first, _ = chat.reply("Name a colour.", lambda _text: None)
+    chat.reply("Name a fruit.", lambda _text: None)
+    chat.forget_last()  # the user went on talking: that attempt never happened
+    prompt = chat.prompt_ids("Name an animal.")
+    held = chat._cache.reuse(prompt)
+    assert "fruit" not in chat.tokenizer.decode(prompt)
+    assert chat._cache.ids == prompt[:held] and held > 40
+    chat.conversation.clear()
