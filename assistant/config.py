@@ -41,7 +41,7 @@ class VadConfig:
     finished_silence_ms: int = 300
     # After this much silence the reply is prepared speculatively (transcribed, generated,
     # synthesised) while the end of the turn is confirmed; 0 turns it off.
-    speculate_after_ms: int = 200
+    speculate_after_ms: int = 120
     pre_roll_ms: int = 500  # audio kept from before speech started, so the first syllable survives
     max_utterance_s: float = 90.0  # a turn is cut here even if the user keeps talking
     barge_in: bool = True  # speech while the assistant talks interrupts it
