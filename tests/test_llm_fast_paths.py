@@ -71,3 +71,21 @@ def test_cache_follows_a_dropped_speculative_reply(engines):
     assert "fruit" not in chat.tokenizer.decode(prompt)
     assert chat._cache.ids == prompt[:held] and held > 40
     chat.conversation.clear()
+
+
+def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
+    """A long session: prefill trims old turns by a third of the budget while nobody
+    waits, so the next question still reads only its own tokens."""
+    chat = engines.chat
+    chat.conversation.clear()
+    monkeypatch.setattr(chat.config, "context_tokens", 400)
+    for i in range(8):
+        chat.conversation.add(f"Question {i} about the sea?", "Waves and tides. " * 8)
+    chat.prefill()
+    kept = [t["content"] for t in chat.conversation.turns if t["role"] == "user"]
+    assert kept[-1] == "Question 7 about the sea?" and "Question 0 about the sea?" not in kept
+    prompt = chat.prompt_ids("And the moon?")
+    assert len(prompt) <= 400 * 2 // 3 + 20  # trimmed well below the budget, not just under
+    held = chat._cache.reuse(prompt)
+    assert len(prompt) - held < 15, (len(prompt), held)
+    chat.conversation.clear()

@@ -134,6 +134,9 @@ def test_speculation_overlaps_the_end_of_turn_wait(engines, question):
     # rest of the end-of-turn wait is saved, less the threads' hand-offs.
     saved = t["endpoint"] - config.vad.speculate_after_ms
     assert saved > 100 and t["voice_to_voice"] < sequential - saved + 60, t
+    # The first sample handed over is the voice itself, not Piper's quiet lead-in.
+    first_10_ms = sink.audio[: engines.tts.sample_rate // 100]
+    assert np.abs(first_10_ms).max() > 10 ** (-50 / 20)
 
 
 def test_a_finished_sentence_ends_the_turn_on_a_shorter_silence(engines, question):

@@ -167,3 +167,16 @@ def test_what_reads_as_a_finished_sentence():
     unfinished = ["I would like to", "Well...", "So, um…", "and then", ""]
     assert all(reads_finished(t) for t in finished)
     assert not any(reads_finished(t) for t in unfinished)
+
+
+def test_a_replys_quiet_lead_in_is_trimmed():
+    from assistant.audio.trim import trim_quiet_start
+
+    rate = 16000
+    rng = np.random.default_rng(1)
+    hiss = rng.uniform(-0.002, 0.002, rate // 10)  # peaks under -54 dBFS, 100 ms
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate // 10) / rate)
+    trimmed = trim_quiet_start(np.concatenate([hiss, tone]).astype(np.float32), rate)
+    assert abs(trimmed.size - (tone.size + 80)) <= 1  # 5 ms kept before the onset
+    quiet = hiss.astype(np.float32)
+    assert trim_quiet_start(quiet, rate) is quiet  # nothing loud: keep it all

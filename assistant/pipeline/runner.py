@@ -20,6 +20,7 @@ from assistant.audio.blocks import AudioBlock
 from assistant.audio.resample import resample
 from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
+from assistant.audio.trim import trim_quiet_start
 from assistant.config import AssistantConfig
 from assistant.errors import AudioDeviceError
 from assistant.events import (
@@ -462,19 +463,22 @@ class Assistant:
             self._mark(ticket, "llm_start")
             first: list[threading.Event] = []
 
-            def on_text(text: str, ticket: Ticket = ticket, splitter=splitter, first=first):
+            def speak(phrase: str, ticket: Ticket = ticket, first=first) -> None:
+                self._mark(ticket, "llm_first_phrase")
+                voiced = None if first else threading.Event()
+                self._phrases.put(_Phrase(ticket, phrase, voiced))
+                if voiced is not None:
+                    first.append(voiced)
+                    # Two cores: decoding on would halve TTS's share while the user waits
+                    # for the first sound. The rest of the reply has the whole first
+                    # phrase's playback to catch up, so pause until it has audio.
+                    voiced.wait(_FIRST_AUDIO_WAIT_S)
+
+            def on_text(text: str, ticket: Ticket = ticket, splitter=splitter, speak=speak):
                 self._mark(ticket, "llm_first_token")
                 self._publish(ticket, ReplyToken(ticket.turn, text))
                 for phrase in splitter.feed(text):
-                    self._mark(ticket, "llm_first_phrase")
-                    voiced = None if first else threading.Event()
-                    self._phrases.put(_Phrase(ticket, phrase, voiced))
-                    if voiced is not None:
-                        first.append(voiced)
-                        # Two cores: decoding on would halve TTS's share while the user
-                        # waits for the first sound. The rest of the reply has the whole
-                        # first phrase's playback to catch up, so pause until it has audio.
-                        voiced.wait(_FIRST_AUDIO_WAIT_S)
+                    speak(phrase)
 
             try:
                 text, cancelled = self.engines.chat.reply(
@@ -489,10 +493,17 @@ class Assistant:
                 continue  # only the speculative attempt was dropped: nothing to announce
             if not cancelled:
                 for phrase in splitter.flush():
-                    self._mark(ticket, "llm_first_phrase")
-                    self._phrases.put(_Phrase(ticket, phrase))
+                    speak(phrase)
             self._publish(ticket, ReplyFinished(turn, text, cancelled))
             self._phrases.put(_Phrase(ticket, None))
+            self._prepare_next_turn()
+
+    def _prepare_next_turn(self) -> None:
+        """Read the exchange into the LLM's cache while the reply plays (see prefill)."""
+        try:
+            self.engines.chat.prefill()
+        except Exception:  # only a speed-up: the next reply reads what the cache lacks
+            log.exception("prefilling the LLM cache failed")
 
     def _forget_dropped_attempt(self) -> None:
         """A reply the user talked over before the turn ended never happened: the LLM's
@@ -529,6 +540,8 @@ class Assistant:
             for samples in self.engines.tts.synthesize(item.text):
                 if not self.clock.is_current(ticket):
                     break
+                if item.voiced is not None and not item.voiced.is_set():
+                    samples = trim_quiet_start(samples, rate)  # the reply's very first audio
                 self._mark(ticket, "tts_first_audio")
                 self._speech.put(_Speech(ticket, samples, rate))
                 if item.voiced is not None:
