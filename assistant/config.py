@@ -80,7 +80,8 @@ class LlmConfig:
     temperature: float = 0.0  # 0: greedy
     threads: int = 0  # 0: torch default
     # "auto": int8 weights with bfloat16 activations on CPUs that run them natively
-    # (~2.6x faster decoding, same replies), else float32; "none": never quantise.
+    # (~2.6x faster decoding, the float model's next token >= 90% of the time), else
+    # float32; "none": never quantise.
     quantize: Literal["auto", "int8", "none"] = "auto"
 
 
