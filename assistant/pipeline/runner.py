@@ -3,7 +3,8 @@
 Stages are joined by queues and never call each other. Each queued item carries its
 turn; a new utterance (barge-in) or Stop begins a new turn, clears the speaker at once,
 and every worker drops the older items it meets. Subscribers receive typed events from
-the worker threads (the Qt bridge re-posts them to the GUI thread).
+the worker threads (the Qt bridge re-posts them to the GUI thread). The TTS and playback
+workers live in ``voicing.py``, the queued items in ``items.py``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,16 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.audio.blocks import AudioBlock
-from assistant.audio.resample import resample
 from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
-from assistant.audio.trim import trim_quiet_start
 from assistant.config import AssistantConfig
 from assistant.errors import AudioDeviceError
 from assistant.events import (
     AudioFinished,
-    AudioStarted,
     DeviceRestored,
     ErrorOccurred,
     Event,
@@ -41,12 +38,13 @@ from assistant.events import (
     State,
     StateChanged,
     TurnCancelled,
-    TurnTimings,
 )
 from assistant.phrases import PhraseSplitter
 from assistant.pipeline.engines import Engines
+from assistant.pipeline.items import STOP, Ask, Heard, Phrase
 from assistant.pipeline.timing import TurnTimer
 from assistant.pipeline.turns import Ticket, TurnClock
+from assistant.pipeline.voicing import Voicing
 from assistant.turn_end import reads_finished
 from assistant.vad import (
     WINDOW,
@@ -60,40 +58,11 @@ from assistant.vad import (
 )
 
 log = logging.getLogger(__name__)
-_STOP = object()
 _RECONNECT_S = 2.0
 _FIRST_AUDIO_WAIT_S = 2.0  # the longest the LLM pauses for TTS's first audio
 
 
-@dataclass(frozen=True)
-class _Heard:
-    ticket: Ticket
-    audio: np.ndarray
-    final: bool
-
-
-@dataclass(frozen=True)
-class _Ask:
-    ticket: Ticket
-    text: str
-
-
-@dataclass(frozen=True)
-class _Phrase:
-    ticket: Ticket
-    text: str | None  # None marks the end of the reply
-    # Set once the phrase has audio (or is dropped); only the reply's first phrase has one.
-    voiced: threading.Event | None = None
-
-
-@dataclass(frozen=True)
-class _Speech:
-    ticket: Ticket
-    samples: np.ndarray | None  # None marks the end of the reply
-    rate: int
-
-
-class Assistant:
+class Assistant(Voicing):
     def __init__(
         self,
         config: AssistantConfig,
@@ -181,7 +150,7 @@ class Assistant:
         self._confirm(ticket)
         self._emit(FinalTranscript(ticket.turn, text, self.config.asr.language or ""))
         self._emit(StateChanged(ticket.turn, State.THINKING))
-        self._asks.put(_Ask(ticket, text))
+        self._asks.put(Ask(ticket, text))
         return ticket.turn
 
     def stop_speaking(self) -> None:
@@ -198,7 +167,7 @@ class Assistant:
             self._gate.notify_all()
         self.source.close()
         for q in (self._captured, self._heard, self._asks, self._phrases, self._speech):
-            q.put(_STOP)
+            q.put(STOP)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -330,7 +299,7 @@ class Assistant:
         rate = self.config.audio.sample_rate
         while True:
             block = self._captured.get()
-            if block is _STOP:
+            if block is STOP:
                 return
             while not self._controls.empty():
                 controls.append(self._controls.get())
@@ -377,13 +346,13 @@ class Assistant:
         elif self._ignoring:
             self._ignoring = not isinstance(event, Utterance)
         elif isinstance(event, SpeechProgress):
-            self._heard.put(_Heard(self.clock.current, event.audio, final=False))
+            self._heard.put(Heard(self.clock.current, event.audio, final=False))
         elif isinstance(event, SpeechPaused):
             # Start on the reply now; it plays only once the silence confirms the turn.
             ticket = self.clock.current
             self._speculating = True
             self.timer.mark(ticket.turn, "speech_end", event.speech_end_at, first=False)
-            self._heard.put(_Heard(ticket, event.audio, final=True))
+            self._heard.put(Heard(ticket, event.audio, final=True))
         elif isinstance(event, SpeechResumed):
             if self._speculating:
                 self._retry_turn()
@@ -398,7 +367,7 @@ class Assistant:
         self._emit(SpeechEnded(ticket.turn, event.speech_end_at, duration))
         self._emit(StateChanged(ticket.turn, State.THINKING))
         if not self._speculating:
-            self._heard.put(_Heard(ticket, event.audio, final=True))
+            self._heard.put(Heard(ticket, event.audio, final=True))
         self._speculating = False
         self._confirm(ticket)
 
@@ -409,7 +378,7 @@ class Assistant:
     def _asr_loop(self) -> None:
         while True:
             item = self._heard.get()
-            if item is _STOP:
+            if item is STOP:
                 return
             ticket = item.ticket
             if not self.clock.is_current(ticket):
@@ -434,12 +403,12 @@ class Assistant:
                 ticket, FinalTranscript(ticket.turn, transcript.text, transcript.language)
             )
             if self.clock.is_current(ticket):
-                self._asks.put(_Ask(ticket, transcript.text))
+                self._asks.put(Ask(ticket, transcript.text))
                 if self.config.vad.finished_silence_ms and reads_finished(transcript.text):
                     # Applied by the VAD worker at the audio captured from now on.
                     self._controls.put(("finished", ticket, time.monotonic()))
 
-    def _partial(self, item: _Heard) -> None:
+    def _partial(self, item: Heard) -> None:
         try:
             transcript = self.engines.recognizer.transcribe(item.audio)
         except Exception as exc:
@@ -452,7 +421,7 @@ class Assistant:
         tts = self.config.tts
         while True:
             item = self._asks.get()
-            if item is _STOP:
+            if item is STOP:
                 return
             ticket = item.ticket
             turn = ticket.turn
@@ -466,7 +435,7 @@ class Assistant:
             def speak(phrase: str, ticket: Ticket = ticket, first=first) -> None:
                 self._mark(ticket, "llm_first_phrase")
                 voiced = None if first else threading.Event()
-                self._phrases.put(_Phrase(ticket, phrase, voiced))
+                self._phrases.put(Phrase(ticket, phrase, voiced))
                 if voiced is not None:
                     first.append(voiced)
                     # Two cores: decoding on would halve TTS's share while the user waits
@@ -495,7 +464,7 @@ class Assistant:
                 for phrase in splitter.flush():
                     speak(phrase)
             self._publish(ticket, ReplyFinished(turn, text, cancelled))
-            self._phrases.put(_Phrase(ticket, None))
+            self._phrases.put(Phrase(ticket, None))
             self._prepare_next_turn()
 
     def _prepare_next_turn(self) -> None:
@@ -515,92 +484,3 @@ class Assistant:
         if dropped:
             self._remembered = None
             self.engines.chat.forget_last()
-
-    def _tts_loop(self) -> None:
-        while True:
-            item = self._phrases.get()
-            if item is _STOP:
-                return
-            try:
-                self._speak(item)
-            finally:
-                if item.voiced is not None:
-                    item.voiced.set()
-
-    def _speak(self, item: _Phrase) -> None:
-        ticket = item.ticket
-        if not self.clock.is_current(ticket):
-            return
-        rate = self.engines.tts.sample_rate
-        if item.text is None:
-            self._speech.put(_Speech(ticket, None, rate))
-            return
-        self._mark(ticket, "tts_start")
-        try:
-            for samples in self.engines.tts.synthesize(item.text):
-                if not self.clock.is_current(ticket):
-                    break
-                if item.voiced is not None and not item.voiced.is_set():
-                    samples = trim_quiet_start(samples, rate)  # the reply's very first audio
-                self._mark(ticket, "tts_first_audio")
-                self._speech.put(_Speech(ticket, samples, rate))
-                if item.voiced is not None:
-                    item.voiced.set()
-        except Exception as exc:
-            self._fail("tts", ticket, exc)
-
-    def _wait_for_confirmation(self, ticket: Ticket) -> bool:
-        with self._gate:
-            while self._confirmed != ticket:
-                if self._stop.is_set() or not self.clock.is_current(ticket):
-                    return False
-                self._gate.wait(0.1)
-            return True
-
-    def _playback_loop(self) -> None:
-        while True:
-            item = self._speech.get()
-            if item is _STOP:
-                return
-            ticket = item.ticket
-            if not self._wait_for_confirmation(ticket):
-                continue
-            if item.samples is None:
-                self._drain(ticket)
-                continue
-            turn = ticket.turn
-            first = not self.timer.has(turn, "queued_audio")
-            self.timer.mark(turn, "queued_audio", time.monotonic())
-            try:
-                if not self.sink.sample_rate:
-                    raise AudioDeviceError("no speaker is open: the reply cannot be played")
-                samples = resample(item.samples, item.rate, self.sink.sample_rate)
-                with self._lock:
-                    if not self.clock.is_current(ticket):
-                        continue
-                    self.sink.play(samples, self._on_first_sample(ticket) if first else None)
-            except AudioDeviceError as exc:
-                self._publish(ticket, ErrorOccurred(turn, "audio-out", str(exc)), finishes=True)
-
-    def _on_first_sample(self, ticket: Ticket):
-        def started(at: float) -> None:
-            if not self.clock.is_current(ticket):
-                return
-            turn = ticket.turn
-            self._audible.add(turn)
-            self.timer.mark(turn, "first_sample", at)
-            self._emit(AudioStarted(turn, at))
-            self._emit(StateChanged(turn, State.SPEAKING))
-            self._emit(TurnTimings(turn, self.timer.timings_ms(turn)))
-
-        return started
-
-    def _drain(self, ticket: Ticket) -> None:
-        """Wait for the reply to finish playing, unless a newer turn takes over."""
-        while self.clock.is_current(ticket) and not self._stop.is_set():
-            if self.sink.wait_idle(0.05):
-                break
-        if self.clock.is_current(ticket):
-            self._audible.discard(ticket.turn)
-            self._emit(AudioFinished(ticket.turn, interrupted=False))
-            self._finish_turn(ticket.turn)

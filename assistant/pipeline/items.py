@@ -1,0 +1,44 @@
+"""What the stage workers pass each other through their queues.
+
+Every item carries the ticket of the attempt it belongs to, so a worker can drop work
+from a turn that has since been cancelled without being told.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.pipeline.turns import Ticket
+
+STOP = object()  # put on every queue at shutdown
+
+
+@dataclass(frozen=True)
+class Heard:
+    ticket: Ticket
+    audio: np.ndarray
+    final: bool
+
+
+@dataclass(frozen=True)
+class Ask:
+    ticket: Ticket
+    text: str
+
+
+@dataclass(frozen=True)
+class Phrase:
+    ticket: Ticket
+    text: str | None  # None marks the end of the reply
+    # Set once the phrase has audio (or is dropped); only the reply's first phrase has one.
+    voiced: threading.Event | None = None
+
+
+@dataclass(frozen=True)
+class Speech:
+    ticket: Ticket
+    samples: np.ndarray | None  # None marks the end of the reply
+    rate: int
