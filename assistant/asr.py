@@ -7,14 +7,17 @@ with a low log-probability, or on a compression ratio that signals a repetition 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.compute import whisper_compute
+from assistant.compute import ComputeChoice, whisper_compute
 from assistant.config import AsrConfig
 from assistant.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,55 @@ def fit_window(duration_s: float) -> int | None:
     return math.ceil(100 * max(8.0, duration_s + 2.0))
 
 
+_CUDA_FIX = (
+    "CTranslate2 needs the CUDA 12 cuBLAS and cuDNN 9 libraries "
+    "(pip install nvidia-cublas-cu12 'nvidia-cudnn-cu12==9.*')"
+)
+
+
+def _open(model_dir, choice: ComputeChoice, config: AsrConfig, threads: int):
+    WhisperModel = _encode_once_model()  # noqa: N806 (a class)
+    try:
+        return WhisperModel(
+            str(model_dir),
+            device=choice.device,
+            compute_type=choice.compute_type,
+            cpu_threads=config.cpu_threads or threads,
+            local_files_only=True,
+        )
+    except (ValueError, OSError) as exc:
+        raise _unreadable(model_dir, exc) from None
+    except RuntimeError as exc:
+        if choice.device == "cuda":
+            raise  # the GPU, not the files: the caller may fall back to the CPU
+        raise _unreadable(model_dir, exc) from None
+
+
+def _unreadable(model_dir, exc: Exception) -> ModelError:
+    return ModelError(
+        f"cannot load the Whisper model in {model_dir}: {exc}. "
+        "Fix: the folder's model.bin is corrupt or incomplete; reinstall or re-convert it"
+    )
+
+
+def _open_on_cuda(model_dir, choice: ComputeChoice, config: AsrConfig):
+    model = _open(model_dir, choice, config, threads=0)
+    check_runs(model)
+    return model
+
+
+def check_runs(model) -> None:
+    """One real encoder pass over a full window; raises RuntimeError if it cannot run.
+
+    CTranslate2 opens cuBLAS and cuDNN only when it first computes, so a machine with an
+    NVIDIA driver but without the CUDA 12 libraries (a CUDA 13-only system, say) loads the
+    model fine and then fails every transcription with "Library libcublas.so.12 is not
+    found". Running the encoder once at load turns that into a decision there.
+    """
+    frames = model.feature_extractor.nb_max_frames
+    model.encode(np.zeros((model.model.n_mels, frames), np.float32))
+
+
 def _encode_once_model():
     """A WhisperModel that remembers its last encoder output.
 
@@ -106,25 +158,28 @@ def _encode_once_model():
 
 class WhisperRecognizer:
     def __init__(self, model_dir, config: AsrConfig) -> None:
-        WhisperModel = _encode_once_model()  # noqa: N806 (a class)
-
         self.config = config
         self.language = check_language(config.language)
+        # Why the GPU is not used although CTranslate2 sees one (None: it is, or none seen).
+        self.cuda_problem: str | None = None
         choice = whisper_compute(config.device, config.compute_type)
-        self.device = choice.device
-        try:
-            self.model = WhisperModel(
-                str(model_dir),
-                device=choice.device,
-                compute_type=choice.compute_type,
-                cpu_threads=config.cpu_threads or self._default_threads(),
-                local_files_only=True,
-            )
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelError(
-                f"cannot load the Whisper model in {model_dir}: {exc}. "
-                "Fix: the folder's model.bin is corrupt or incomplete; reinstall or re-convert it"
-            ) from None
+        if choice.device == "cuda":
+            try:
+                self.model = _open_on_cuda(model_dir, choice, config)
+                self.device = "cuda"
+                return
+            except RuntimeError as exc:
+                if config.device == "cuda":
+                    raise ModelError(
+                        f"asr.device is 'cuda' but CTranslate2 cannot run Whisper on the GPU: "
+                        f"{exc}. Fix: {_CUDA_FIX}, or set asr.device = 'cpu'"
+                    ) from None
+                self.cuda_problem = f"{exc} ({_CUDA_FIX})"
+                log.warning("speech recognition falls back to the CPU: %s", self.cuda_problem)
+                compute = "int8" if config.compute_type == "auto" else config.compute_type
+                choice = ComputeChoice("cpu", compute)
+        self.device = "cpu"
+        self.model = _open(model_dir, choice, config, self._default_threads())
 
     def transcribe(
         self,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant import decode_attention
 from assistant.compute import torch_compute
 from assistant.config import LlmConfig
 from assistant.errors import ConfigError, ModelError
@@ -83,6 +84,8 @@ class ChatModel:
         try:
             kwargs = {"gguf_file": gguf} if gguf else {"use_safetensors": True}
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
+            if self.device == "cpu":
+                kwargs["attn_implementation"] = decode_attention.register()
             model = AutoModelForCausalLM.from_pretrained(
                 folder, local_files_only=True, dtype=dtype, **kwargs
             )
@@ -93,6 +96,11 @@ class ChatModel:
 
             model = quantize_linears(model)
         self.model = model.to(self.device).eval()
+        if self.device == "cuda":
+            # cuDNN's attention plans anew for every cache length it has not seen, and a
+            # reply meets a new length at each token: 95 ms a token against 36 with the
+            # other kernels (SmolLM2's shapes on an H200, tests/gpu/cuda_check.py).
+            torch.backends.cuda.enable_cudnn_sdp(False)
         self.quantized = int8
         if not self.tokenizer.chat_template:
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")

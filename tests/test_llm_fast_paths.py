@@ -89,3 +89,44 @@ def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
     held = chat._cache.reuse(prompt)
     assert len(prompt) - held < 15, (len(prompt), held)
     chat.conversation.clear()
+
+
+def test_long_history_decodes_with_grouped_attention(engines):
+    """One token attending to a long cache takes the grouped path (the CPU flash kernel
+    is ~8x slower there) and gives the stock kernel's next-token logits."""
+    from assistant import decode_attention
+
+    chat = engines.chat
+    model = chat.model
+    assert model.config._attn_implementation == decode_attention.NAME
+    chat.conversation.clear()
+    for i in range(6):
+        chat.conversation.add(f"Tell me fact {i} about the sea.", "Waves are moved by wind. " * 4)
+    prompt = chat.prompt_ids("And what about the moon?")
+    assert len(prompt) > 2 * decode_attention._MIN_CACHED
+    calls = []
+    grouped = decode_attention._attention
+
+    def counted(module, query, key, *args, **kwargs):
+        calls.append((query.shape[2], key.shape[2]))
+        return grouped(module, query, key, *args, **kwargs)
+
+    def next_logits(implementation: str):
+        chat._cache.clear()
+        model.set_attn_implementation(implementation)
+        chat._run(prompt[:-1])  # the prompt is read in one block...
+        return chat._run(prompt).float()  # ...and its last token decoded alone
+
+    try:
+        stock = chat._on_torch(next_logits, "sdpa")
+        from transformers import AttentionInterface
+
+        AttentionInterface.register(decode_attention.NAME, counted)
+        fast = chat._on_torch(next_logits, decode_attention.NAME)
+    finally:
+        decode_attention.register()
+        chat._cache.clear()
+        chat.conversation.clear()
+    assert (1, len(prompt)) in calls
+    assert stock.argmax() == fast.argmax()
+    assert nn.functional.cosine_similarity(stock, fast, dim=0) > 0.999

@@ -111,3 +111,25 @@ def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch)
     result = engines.recognizer.transcribe(audio)
     assert "mother" in result.text.lower(), result.text
     assert windows == [800], windows  # one run, on 8 s rather than 30 s
+
+
+def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypatch):
+    """The driver reports a GPU but CUDA cannot run (here: no GPU behind it at all; in the
+    field: CUDA 13 without CTranslate2's CUDA 12 libraries). "auto" hears on the CPU and
+    says why; an explicit "cuda" is a clear error."""
+    from assistant.asr import WhisperRecognizer, check_runs
+    from assistant.config import AsrConfig
+    from assistant.errors import ModelError
+    from assistant.model_store import ModelStore
+
+    monkeypatch.setattr("assistant.compute.cuda_device_count", lambda: 1)
+    folder = ModelStore().whisper_dir("default")
+    recognizer = WhisperRecognizer(folder, AsrConfig(device="auto"))
+    assert recognizer.device == "cpu" and recognizer.model.model.device == "cpu"
+    assert "CUDA" in recognizer.cuda_problem and "nvidia-cublas-cu12" in recognizer.cuda_problem
+    sentence = SENTENCES[5]
+    audio = read_audio(speak(sentence, speech_dir / "fallback.wav"))
+    assert wer(sentence, recognizer.transcribe(audio).text) <= 0.2
+    with pytest.raises(ModelError, match="asr.device is 'cuda'.*set asr.device = 'cpu'"):
+        WhisperRecognizer(folder, AsrConfig(device="cuda"))
+    check_runs(recognizer.model)  # the GPU's load-time check, run where it can run here

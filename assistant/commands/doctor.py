@@ -14,7 +14,7 @@ def run(args, config) -> int:
     print(f"python {platform.python_version()} on {platform.platform()}")
     problems += audio_report()
     problems += model_report(ModelStore())
-    gpu_report()
+    gpu_report(config)
     print(f"display: {'yes' if has_display() else 'none (use the headless commands)'}")
     print("all good" if not problems else f"{problems} problem(s) found: see 'fix:' above")
     return 1 if problems else 0
@@ -63,7 +63,7 @@ def model_report(store: ModelStore) -> int:
     return problems
 
 
-def gpu_report() -> None:
+def gpu_report(config) -> None:
     from assistant.compute import cuda_device_count
 
     count = cuda_device_count()
@@ -77,3 +77,15 @@ def gpu_report() -> None:
     print(f"gpu: CTranslate2 sees {count} CUDA device(s); {torch_info}")
     if not count:
         print("  speech recognition runs on the CPU (int8); that is expected without a GPU")
+        return
+    from assistant.asr import WhisperRecognizer
+
+    try:  # CTranslate2 needs its own CUDA libraries; only a real encoder pass tells
+        recognizer = WhisperRecognizer(ModelStore().whisper_dir(config.asr.model), config.asr)
+    except ModelError as exc:
+        print(f"  speech recognition cannot start: {exc}")
+        return
+    if recognizer.cuda_problem:
+        print(f"  speech recognition falls back to the CPU: {recognizer.cuda_problem}")
+    else:
+        print(f"  speech recognition runs on the {recognizer.device.upper()}")
