@@ -9,7 +9,7 @@ from assistant.asr import Segment
 from assistant.commands.transcribe import subtitles
 from assistant.config import AssistantConfig, VadConfig
 from assistant.errors import ConfigError
-from assistant.phrases import PhraseSplitter, speakable
+from assistant.phrases import PhraseSplitter, ends_mid_sentence, speakable
 from assistant.pipeline.turns import TurnClock
 from assistant.vad import WINDOW, Endpointer, SpeechStart, Utterance
 
@@ -36,6 +36,42 @@ def test_run_on_text_is_cut_at_a_space():
     phrases = feed(PhraseSplitter(max_chars=40), "word " * 30)
     assert all(len(p) <= 40 for p in phrases)
     assert " ".join(phrases).split() == ["word"] * 30
+
+
+@pytest.mark.parametrize(
+    ("reply", "first"),
+    [
+        ("There are seven days in a week.", "There are seven days"),  # before "in"
+        ("The sky is blue because of the air.", "The sky is blue"),  # before "because"
+        ("Sure, octopuses have three hearts.", "Sure,"),  # any clause break
+        ("The capital of France is Paris.", "The capital of France is Paris."),  # "of" too soon
+        (
+            "Octopuses really do have three hearts and blue blood.",
+            "Octopuses really do have three hearts",
+        ),
+        (
+            "Try fresh tomatoes garlic basil olive oil pasta salt.",
+            "Try fresh tomatoes garlic basil olive oil pasta",
+        ),  # the cap
+        ("I know.", "I know."),
+    ],
+)
+def test_the_first_phrase_ends_early(reply, first):
+    phrases = feed(PhraseSplitter(first_words=8), reply)
+    assert phrases[0] == first
+    assert " ".join(phrases) == reply  # nothing lost or doubled at the cut
+    rest = phrases[1:]
+    assert all(p.endswith((".", "?", "!")) for p in rest)  # later phrases: the usual rules
+
+
+def test_only_the_first_phrase_ends_early():
+    phrases = feed(PhraseSplitter(first_words=8), "Cats sleep in the sun. Dogs sleep in the shade.")
+    assert phrases == ["Cats sleep in the sun.", "Dogs sleep in the shade."]  # "in" too soon
+    assert feed(PhraseSplitter(), "There are seven days in a week.") == [
+        "There are seven days in a week."
+    ]
+    assert ends_mid_sentence("There are seven days")
+    assert not any(ends_mid_sentence(p) for p in ("Sure,", "Paris.", "Why?", ""))
 
 
 def test_speakable_strips_markdown_and_emoji():
@@ -180,3 +216,16 @@ def test_a_replys_quiet_lead_in_is_trimmed():
     assert abs(trimmed.size - (tone.size + 80)) <= 1  # 5 ms kept before the onset
     quiet = hiss.astype(np.float32)
     assert trim_quiet_start(quiet, rate) is quiet  # nothing loud: keep it all
+
+
+def test_a_phrase_cut_between_words_loses_its_quiet_ending():
+    from assistant.audio.trim import trim_quiet_end
+
+    rate = 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate // 10) / rate)
+    tail = np.zeros(rate // 8)  # 125 ms, like Piper's after a phrase
+    trimmed = trim_quiet_end(np.concatenate([tone, tail]).astype(np.float32), rate)
+    loud_end = np.flatnonzero(np.abs(tone) > 10 ** (-50 / 20))[-1] + 1
+    assert trimmed.size == loud_end + 480  # 30 ms kept after the voice
+    quiet = tail.astype(np.float32)
+    assert trim_quiet_end(quiet, rate) is quiet

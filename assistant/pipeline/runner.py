@@ -428,7 +428,9 @@ class Assistant(Voicing):
             self._forget_dropped_attempt()
             if not self.clock.is_current(ticket):
                 continue
-            splitter = PhraseSplitter(tts.min_phrase_chars, tts.max_phrase_chars)
+            splitter = PhraseSplitter(
+                tts.min_phrase_chars, tts.max_phrase_chars, tts.first_phrase_words
+            )
             self._mark(ticket, "llm_start")
             first: list[threading.Event] = []
 

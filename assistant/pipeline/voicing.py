@@ -9,9 +9,12 @@ has begun, which is checked under the same lock that barge-in clears the speaker
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+
+import numpy as np
 
 from assistant.audio.resample import resample
-from assistant.audio.trim import trim_quiet_start
+from assistant.audio.trim import trim_quiet_end, trim_quiet_start
 from assistant.errors import AudioDeviceError
 from assistant.events import (
     AudioFinished,
@@ -21,8 +24,26 @@ from assistant.events import (
     StateChanged,
     TurnTimings,
 )
+from assistant.phrases import ends_mid_sentence
 from assistant.pipeline.items import STOP, Phrase, Speech
 from assistant.pipeline.turns import Ticket
+from assistant.tts import TtsEngine
+
+
+def phrase_audio(tts: TtsEngine, text: str) -> Iterator[np.ndarray]:
+    """The phrase's audio; a phrase cut between words loses its quiet ending, which
+    holds back each chunk until the next one (Piper gives one per sentence)."""
+    chunks = tts.synthesize(text)
+    if not ends_mid_sentence(text):
+        yield from chunks
+        return
+    held = None
+    for samples in chunks:
+        if held is not None:
+            yield held
+        held = samples
+    if held is not None:
+        yield trim_quiet_end(held, tts.sample_rate)
 
 
 class Voicing:
@@ -49,7 +70,7 @@ class Voicing:
             return
         self._mark(ticket, "tts_start")
         try:
-            for samples in self.engines.tts.synthesize(item.text):
+            for samples in phrase_audio(self.engines.tts, item.text):
                 if not self.clock.is_current(ticket):
                     break
                 if item.voiced is not None and not item.voiced.is_set():

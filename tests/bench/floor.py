@@ -31,7 +31,9 @@ def floor_turn(config: AssistantConfig, engines: Engines, wav: Path) -> dict:
     if not transcript.text:
         raise RuntimeError(f"floor: nothing recognised in {wav.name}")
 
-    splitter = PhraseSplitter(config.tts.min_phrase_chars, config.tts.max_phrase_chars)
+    splitter = PhraseSplitter(
+        config.tts.min_phrase_chars, config.tts.max_phrase_chars, config.tts.first_phrase_words
+    )
     first: list[tuple[float, str]] = []
 
     def on_text(text: str) -> None:

@@ -119,13 +119,14 @@ def main() -> int:
         "--vv-timed", action="store_true", help="meter listen_timed.py, split the difference"
     )
     parser.add_argument("--soak-minutes", type=float, default=0, help="RSS soak after the rest")
+    parser.add_argument("--config", type=Path, help="settings TOML (default: built-in)")
     parser.add_argument("--output", type=Path, default=vv.REPO / "docs" / "bench.json")
     parser.add_argument("--chart", type=Path, default=vv.REPO / "docs" / "latency.png")
     args = parser.parse_args()
 
     began = time.monotonic()
     code = code_version()  # the code this run loaded, even if it changes while it runs
-    config = AssistantConfig()
+    config = AssistantConfig.load(args.config) if args.config else AssistantConfig()
     started = datetime.now().astimezone()
     load_avg = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -197,7 +198,9 @@ def main() -> int:
             print(
                 f"\nvv-meter: {len(wavs)} questions x {args.vv_repeat} + 1 warm-up ...", flush=True
             )
-            meter = vv.run_meter(wavs, repeat=args.vv_repeat, timed=args.vv_timed)
+            meter = vv.run_meter(
+                wavs, repeat=args.vv_repeat, timed=args.vv_timed, config=args.config
+            )
             for row in meter.get("rows", []):
                 latency = row["latency_ms"]
                 shown = f"{latency:.0f}" if latency is not None else "-"

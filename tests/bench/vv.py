@@ -78,12 +78,19 @@ def split_latency(rows: list[dict], app_turns: list[dict]) -> dict:
 
 
 def run_meter(
-    wavs: list[Path], *, repeat: int, warmup: int = 1, timed: bool = False, timeout_s: float = 480
+    wavs: list[Path],
+    *,
+    repeat: int,
+    warmup: int = 1,
+    timed: bool = False,
+    config: Path | None = None,
+    timeout_s: float = 480,
 ) -> dict:
     """The meter's per-question latencies and median, or ``p50_ms: None`` and a reason.
 
     ``timed`` runs tests/bench/listen_timed.py (the same command plus a subscriber that
     logs the app's own marks) instead of the plain CLI, and splits the meter's latency.
+    ``config``: a settings file the app reads as the user's own.
     """
     if not METER.is_file():
         return unavailable(f"the vv-meter is not at {METER}")
@@ -104,6 +111,10 @@ def run_meter(
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
         )
+        if config is not None:
+            env["XDG_CONFIG_HOME"] = str(work / "config")
+            (work / "config" / "voice-assistant").mkdir(parents=True)
+            shutil.copy(config, work / "config" / "voice-assistant" / "config.toml")
         app_cmd = f"{shlex.quote(str(app))} listen"
         if timed:
             env["BENCH_TIMINGS"] = str(work / "timings.jsonl")
