@@ -91,10 +91,14 @@ class ChatModel:
             )
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the LLM from {folder}: {exc}") from None
+        self._step = None  # the lean one-token step, where the model allows it
         if int8:
             from assistant.int8_weights import quantize_linears
+            from assistant.llama_step import LlamaStep
 
             model = quantize_linears(model)
+            if LlamaStep.supports(model):
+                self._step = LlamaStep(model)
         self.model = model.to(self.device).eval()
         if self.device == "cuda":
             # cuDNN's attention plans anew for every cache length it has not seen, and a
@@ -208,18 +212,21 @@ class ChatModel:
         held = self._cache.reuse(ids)
         new = ids[held:]
         try:
-            with torch.inference_mode():
-                out = self.model(
-                    input_ids=torch.tensor([new], device=self.device),
-                    cache=self._cache.cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
+            if len(new) == 1 and self._step is not None:
+                logits = self._step(new[0], self._cache.cache, position=held)
+            else:
+                with torch.inference_mode():
+                    logits = self.model(
+                        input_ids=torch.tensor([new], device=self.device),
+                        cache=self._cache.cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    ).logits[0, -1]
         except BaseException:
             self._cache.clear()  # the cache may hold part of ``new``: start it afresh
             raise
         self._cache.extend(new)
-        return out.logits[0, -1]
+        return logits
 
     def _pick(self, logits) -> int:
         import torch

@@ -117,6 +117,7 @@ def test_long_history_decodes_with_grouped_attention(engines):
         chat._run(prompt[:-1])  # the prompt is read in one block...
         return chat._run(prompt).float()  # ...and its last token decoded alone
 
+    step, chat._step = chat._step, None  # models without the lean step (llama_step.py)
     try:
         stock = chat._on_torch(next_logits, "sdpa")
         from transformers import AttentionInterface
@@ -124,9 +125,51 @@ def test_long_history_decodes_with_grouped_attention(engines):
         AttentionInterface.register(decode_attention.NAME, counted)
         fast = chat._on_torch(next_logits, decode_attention.NAME)
     finally:
+        chat._step = step
         decode_attention.register()
         chat._cache.clear()
         chat.conversation.clear()
     assert (1, len(prompt)) in calls
     assert stock.argmax() == fast.argmax()
     assert nn.functional.cosine_similarity(stock, fast, dim=0) > 0.999
+
+
+def test_the_lean_step_computes_what_transformers_does(engines):
+    """Teacher-forced over a real reply, the one-token step and the transformers forward
+    give the same next-token logits, each from its own cache."""
+    from transformers import DynamicCache
+
+    chat = engines.chat
+    step = chat._step
+    assert step is not None  # the default model on this CPU takes the lean path
+    layer = chat.model.model.layers[0].self_attn
+    assert layer.k_proj.weight.data_ptr() > step._layers[0].qkv.data_ptr()  # views, no copy
+    assert layer.q_proj.weight.untyped_storage().data_ptr() == (
+        step._layers[0].qkv.untyped_storage().data_ptr()
+    )
+    chat.conversation.clear()
+    prompt = chat.prompt_ids("Why do cats purr?")
+    reply = chat.tokenizer("Cats purr when they are content, and also to soothe themselves.")
+
+    def compare():
+        caches = [DynamicCache(config=chat.model.config) for _ in range(2)]
+        with torch.inference_mode():
+            for cache in caches:
+                chat.model(input_ids=torch.tensor([prompt]), cache=cache, use_cache=True)
+            agree, cosines, position = [], [], len(prompt)
+            for token in reply["input_ids"]:
+                lean = step(token, caches[0], position).float()
+                stock = (
+                    chat.model(input_ids=torch.tensor([[token]]), cache=caches[1], use_cache=True)
+                    .logits[0, -1]
+                    .float()
+                )
+                agree.append(bool(lean.argmax() == stock.argmax()))
+                cosines.append(float(nn.functional.cosine_similarity(lean, stock, dim=0)))
+                position += 1
+        return agree, cosines
+
+    agree, cosines = chat._on_torch(compare)
+    # bfloat16 activations: the two attention kernels round differently (min 0.994 seen).
+    mean = sum(cosines) / len(cosines)
+    assert sum(agree) >= len(agree) - 1 and mean > 0.999 and min(cosines) > 0.99, cosines

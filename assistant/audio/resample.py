@@ -21,11 +21,21 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 class StreamResampler:
-    """Resamples a live stream block by block without clicks at block edges."""
+    """Resamples a live stream block by block without clicks at block edges.
+
+    A streaming filter holds back input until it has enough of the future: soxr's "HQ"
+    holds ~20 ms of a 44.1 kHz microphone, "LQ" ~10 ms, and every such millisecond is
+    added to voice-to-voice latency. "LQ" is still band-limited and 16-bit clean, far
+    beyond what 16 kHz speech recognition can tell apart.
+    """
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         self._same = from_rate == to_rate
-        self._stream = None if self._same else soxr.ResampleStream(from_rate, to_rate, 1, "float32")
+        self._stream = (
+            None
+            if self._same
+            else soxr.ResampleStream(from_rate, to_rate, 1, "float32", quality="LQ")
+        )
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         if self._stream is None:
