@@ -93,7 +93,14 @@ def _open(model_dir, choice: ComputeChoice, config: AsrConfig, threads: int):
             cpu_threads=config.cpu_threads or threads,
             local_files_only=True,
         )
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
+        if "compute type" in str(exc):  # a setting this device cannot run, not a bad file
+            raise ConfigError(
+                f"asr.compute_type {choice.compute_type!r} does not run on this "
+                f"{choice.device.upper()}: {exc} Use 'auto' (int8 on a CPU, float16 on a GPU)"
+            ) from None
+        raise _unreadable(model_dir, exc) from None
+    except OSError as exc:
         raise _unreadable(model_dir, exc) from None
     except RuntimeError as exc:
         if choice.device == "cuda":

@@ -133,3 +133,19 @@ def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypa
     with pytest.raises(ModelError, match="asr.device is 'cuda'.*set asr.device = 'cpu'"):
         WhisperRecognizer(folder, AsrConfig(device="cuda"))
     check_runs(recognizer.model)  # the GPU's load-time check, run where it can run here
+
+
+def test_a_compute_type_the_cpu_cannot_run_is_a_setting_error_not_a_bad_model():
+    from assistant.asr import WhisperRecognizer
+    from assistant.config import AsrConfig
+    from assistant.errors import ConfigError
+    from assistant.model_store import ModelStore
+
+    import ctranslate2
+
+    candidates = ["int8_float16", "float16", "bfloat16", "int8_bfloat16"]
+    supported = ctranslate2.get_supported_compute_types("cpu")
+    unsupported = next(t for t in candidates if t not in supported)  # some GPU-only type
+    folder = ModelStore().whisper_dir("default")
+    with pytest.raises(ConfigError, match=f"asr.compute_type '{unsupported}' does not run"):
+        WhisperRecognizer(folder, AsrConfig(device="cpu", compute_type=unsupported))
