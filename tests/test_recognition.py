@@ -136,12 +136,12 @@ def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypa
 
 
 def test_a_compute_type_the_cpu_cannot_run_is_a_setting_error_not_a_bad_model():
+    import ctranslate2
+
     from assistant.asr import WhisperRecognizer
     from assistant.config import AsrConfig
     from assistant.errors import ConfigError
     from assistant.model_store import ModelStore
-
-    import ctranslate2
 
     candidates = ["int8_float16", "float16", "bfloat16", "int8_bfloat16"]
     supported = ctranslate2.get_supported_compute_types("cpu")
