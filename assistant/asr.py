@@ -205,7 +205,15 @@ class WhisperRecognizer:
         frames = None if timestamps else self._window_frames(audio.size / SAMPLE_RATE)
         self.model.window_frames = frames
         try:
-            return self._transcribe(audio, language, task, vad_filter, timestamps, frames)
+            result, looped = self._transcribe(audio, language, task, vad_filter, timestamps, frames)
+            if looped and frames is not None:
+                # A fitted window now and then sends Whisper round in a loop ("Tell me a
+                # fun fact about the ocean. Tell me a fun fact about the..."), which the
+                # filter drops; the 30 s window it was trained on hears the words, so pay
+                # for it this once rather than lose the question.
+                self.model.window_frames = None
+                result, _ = self._transcribe(audio, language, task, vad_filter, timestamps, None)
+            return result
         finally:
             self.model.window_frames = None
 
@@ -235,7 +243,10 @@ class WhisperRecognizer:
             window = "full" if self.device == "cuda" else "fit"
         return fit_window(duration_s) if window == "fit" else None
 
-    def _transcribe(self, audio, language, task, vad_filter, timestamps, frames) -> Transcript:
+    def _transcribe(
+        self, audio, language, task, vad_filter, timestamps, frames
+    ) -> tuple[Transcript, bool]:
+        """The transcript, and whether Whisper looped somewhere (those segments dropped)."""
         cfg = self.config
         duration_s = audio.size / SAMPLE_RATE
         if frames is not None:
@@ -261,18 +272,19 @@ class WhisperRecognizer:
             # A short window can make Whisper loop; speech runs well under 8 tokens a second.
             max_new_tokens=None if frames is None else 16 + 8 * math.ceil(frames / 100),
         )
-        kept = [
-            Segment(s.start, s.end, s.text.strip())
-            for s in segments
-            if s.text.strip() and not self._hallucinated(s)
-        ]
-        return Transcript(
+        kept, looped = [], False
+        for s in segments:
+            looped |= self._looping(s)
+            if s.text.strip() and not self._hallucinated(s):
+                kept.append(Segment(s.start, s.end, s.text.strip()))
+        transcript = Transcript(
             text=" ".join(s.text for s in kept).strip(),
             language=info.language,
             language_probability=detected_probability or info.language_probability,
             segments=kept,
             duration_s=duration_s,
         )
+        return transcript, looped
 
     def _detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """Detect the language on exactly the window the decoder will encode next.
@@ -296,5 +308,7 @@ class WhisperRecognizer:
             segment.no_speech_prob > cfg.no_speech_threshold
             and segment.avg_logprob < cfg.log_prob_threshold
         )
-        looping = segment.compression_ratio > cfg.compression_ratio_threshold
-        return silent or looping
+        return silent or self._looping(segment)
+
+    def _looping(self, segment) -> bool:
+        return segment.compression_ratio > self.config.compression_ratio_threshold

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
+from assistant.decode_attention import grouped_attention
 from assistant.int8_weights import Int8Linear
 
 
@@ -95,10 +96,8 @@ class LlamaStep:
                 value = qkv[0, (heads + kv_heads) * dim :].view(1, kv_heads, 1, dim)
                 keys, values = cache.update(key, value, index)
                 query = qk[:heads].view(kv_heads, heads // kv_heads, dim)
-                scores = torch.bmm(query, keys[0].transpose(1, 2)) * self._scaling
-                weights = torch.softmax(scores.float(), dim=-1).to(self._dtype)
-                attended = torch.bmm(weights, values[0]).reshape(1, heads * dim)
-                hidden = hidden + mm(attended, layer.out, layer.out_scale)
+                attended = grouped_attention(query, keys[0], values[0], self._scaling)
+                hidden = hidden + mm(attended.reshape(1, heads * dim), layer.out, layer.out_scale)
                 gate_up = mm(self._norm(hidden, layer.mlp_norm), layer.gate_up, layer.gate_up_scale)
                 inner = functional.silu(gate_up[:, : self._inner]) * gate_up[:, self._inner :]
                 hidden = hidden + mm(inner, layer.down, layer.down_scale)
