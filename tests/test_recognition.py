@@ -95,17 +95,23 @@ def test_full_and_fitted_windows_hear_the_same_words(engines, speech_dir):
     assert wer(SENTENCES[2], fitted.text) <= 0.25 and wer(SENTENCES[2], full.text) <= 0.25
 
 
-def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch):
-    """Language detection and decoding share one encoder run over the fitted window."""
-    model = engines.recognizer.model
-    windows = []
-    encode = type(model).__mro__[1].encode  # faster-whisper's own, below the memo
+def encoder_windows(model, monkeypatch) -> list[int]:
+    """Frames of every encoder run from now on (faster-whisper's own, below the memo)."""
+    windows: list[int] = []
+    encode = type(model).__mro__[1].encode
 
     def counting(self, features):
         windows.append(features.shape[-1])
         return encode(self, features)
 
     monkeypatch.setattr(type(model).__mro__[1], "encode", counting)
+    return windows
+
+
+def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch):
+    """Language detection and decoding share one encoder run over the fitted window."""
+    model = engines.recognizer.model
+    windows = encoder_windows(model, monkeypatch)
     audio = read_audio(speak(SENTENCES[4], speech_dir / "once.wav"))
     model._last = None
     result = engines.recognizer.transcribe(audio)
@@ -164,14 +170,7 @@ def test_a_fitted_window_that_loops_falls_back_to_the_full_one(engines, speech_d
     monkeypatch.setattr(
         WhisperRecognizer, "_looping", lambda self, segment: model.window_frames is not None
     )
-    windows = []
-    encode = type(model).__mro__[1].encode  # faster-whisper's own, below the memo
-
-    def counting(self, features):
-        windows.append(features.shape[-1])
-        return encode(self, features)
-
-    monkeypatch.setattr(type(model).__mro__[1], "encode", counting)
+    windows = encoder_windows(model, monkeypatch)
     sentence = SENTENCES[3]
     audio = read_audio(speak(sentence, speech_dir / "loop.wav"))
     model._last = None
