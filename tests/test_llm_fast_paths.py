@@ -91,7 +91,7 @@ def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
     chat.conversation.clear()
 
 
-def test_long_history_decodes_with_grouped_attention(engines):
+def test_long_history_decodes_with_grouped_attention(engines, monkeypatch):
     """One token attending to a long cache takes the grouped path (the CPU flash kernel
     is ~8x slower there) and gives the stock kernel's next-token logits."""
     from assistant import decode_attention
@@ -104,12 +104,14 @@ def test_long_history_decodes_with_grouped_attention(engines):
         chat.conversation.add(f"Tell me fact {i} about the sea.", "Waves are moved by wind. " * 4)
     prompt = chat.prompt_ids("And what about the moon?")
     assert len(prompt) > 2 * decode_attention._MIN_CACHED
-    calls = []
-    grouped = decode_attention._attention
+    grouped_keys = []  # cache lengths the grouped path itself attended over
+    grouped = decode_attention.grouped_attention
 
-    def counted(module, query, key, *args, **kwargs):
-        calls.append((query.shape[2], key.shape[2]))
-        return grouped(module, query, key, *args, **kwargs)
+    def counted(query, keys, values, scale):
+        grouped_keys.append(keys.shape[-2])
+        return grouped(query, keys, values, scale)
+
+    monkeypatch.setattr(decode_attention, "grouped_attention", counted)
 
     def next_logits(implementation: str):
         chat._cache.clear()
@@ -120,16 +122,13 @@ def test_long_history_decodes_with_grouped_attention(engines):
     step, chat._step = chat._step, None  # models without the lean step (llama_step.py)
     try:
         stock = chat._on_torch(next_logits, "sdpa")
-        from transformers import AttentionInterface
-
-        AttentionInterface.register(decode_attention.NAME, counted)
+        assert grouped_keys == []
         fast = chat._on_torch(next_logits, decode_attention.NAME)
     finally:
         chat._step = step
-        decode_attention.register()
         chat._cache.clear()
         chat.conversation.clear()
-    assert (1, len(prompt)) in calls
+    assert grouped_keys == [len(prompt)] * model.config.num_hidden_layers
     assert stock.argmax() == fast.argmax()
     assert nn.functional.cosine_similarity(stock, fast, dim=0) > 0.999
 
