@@ -219,13 +219,20 @@ def test_a_replys_quiet_lead_in_is_trimmed():
 
 
 def test_a_phrase_cut_between_words_loses_its_quiet_ending():
-    from assistant.audio.trim import trim_quiet_end
+    from assistant.audio.trim import without_quiet_end
 
     rate = 16000
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate // 10) / rate)
     tail = np.zeros(rate // 8)  # 125 ms, like Piper's after a phrase
-    trimmed = trim_quiet_end(np.concatenate([tone, tail]).astype(np.float32), rate)
     loud_end = np.flatnonzero(np.abs(tone) > 10 ** (-50 / 20))[-1] + 1
-    assert trimmed.size == loud_end + 480  # 30 ms kept after the voice
+    audio = np.concatenate([tone, tail, tone, tail]).astype(np.float32)
+    whole = np.concatenate(list(without_quiet_end([audio], rate)))
+    assert whole.size == tone.size + tail.size + loud_end + 480  # 30 ms kept after the voice
+    # In pieces the same samples come out, and the pause between the tones survives;
+    # the piece before the pause is passed on at once, not held for the next one.
+    pieces = np.array_split(audio, 7)
+    streamed = list(without_quiet_end(iter(pieces), rate))
+    assert np.array_equal(np.concatenate(streamed), whole)
+    assert np.array_equal(streamed[0], pieces[0])
     quiet = tail.astype(np.float32)
-    assert trim_quiet_end(quiet, rate) is quiet
+    assert np.array_equal(np.concatenate(list(without_quiet_end([quiet], rate))), quiet)

@@ -8,6 +8,8 @@ it is a stumble in the middle of a sentence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
 
@@ -24,11 +26,26 @@ def trim_quiet_start(
     return samples[max(0, int(loud[0]) - int(rate * keep_ms / 1000)) :]
 
 
-def trim_quiet_end(
-    samples: np.ndarray, rate: int, threshold_db: float = -50.0, keep_ms: float = 30.0
-) -> np.ndarray:
-    """``samples`` up to ``keep_ms`` after the last one louder than ``threshold_db`` dBFS."""
-    loud = np.flatnonzero(np.abs(samples) > 10 ** (threshold_db / 20))
-    if loud.size == 0:
-        return samples
-    return samples[: int(loud[-1]) + 1 + int(rate * keep_ms / 1000)]
+def without_quiet_end(
+    chunks: Iterable[np.ndarray], rate: int, threshold_db: float = -50.0, keep_ms: float = 30.0
+) -> Iterator[np.ndarray]:
+    """``chunks`` up to ``keep_ms`` after the last sample louder than ``threshold_db`` dBFS.
+
+    Streams: only quiet audio is held back (until a later chunk shows whether the voice
+    goes on after it), so a phrase arriving in pieces starts playing as soon as before.
+    Audio with nothing loud in it is passed on whole: trimming it away would lose it.
+    """
+    threshold = 10 ** (threshold_db / 20)
+    keep = int(rate * keep_ms / 1000)
+    held: np.ndarray | None = None
+    passed = False
+    for samples in chunks:
+        audio = samples if held is None else np.concatenate([held, samples])
+        loud = np.flatnonzero(np.abs(audio) > threshold)
+        cut = min(audio.size, int(loud[-1]) + 1 + keep) if loud.size else 0
+        if cut:
+            passed = True
+            yield audio[:cut]
+        held = audio[cut:]
+    if not passed and held is not None and held.size:
+        yield held

@@ -4,6 +4,7 @@ import time
 
 from assistant.llm import resolve_weights
 from assistant.model_store import ModelStore
+from assistant.tts.vits_split import split_voice
 
 
 def run(args, config) -> int:
@@ -12,6 +13,8 @@ def run(args, config) -> int:
     start = time.monotonic()
     print(f"whisper: {store.whisper_dir()}")
     print(f"llm: {resolve_weights(store, 'default')[0]}")
-    print(f"voice: {store.piper_voice()[0]}")
+    voice = store.piper_voice()[0]
+    split = split_voice(voice, store.root / "models")
+    print(f"voice: {voice}" + (f" (streamed through {split.vocoder.parent})" if split else ""))
     print(f"models ready in {time.monotonic() - start:.1f} s")
     return 0

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from assistant.audio.resample import resample
-from assistant.audio.trim import trim_quiet_end, trim_quiet_start
+from assistant.audio.trim import trim_quiet_start, without_quiet_end
 from assistant.errors import AudioDeviceError
 from assistant.events import (
     AudioFinished,
@@ -31,19 +31,11 @@ from assistant.tts import TtsEngine
 
 
 def phrase_audio(tts: TtsEngine, text: str) -> Iterator[np.ndarray]:
-    """The phrase's audio; a phrase cut between words loses its quiet ending, which
-    holds back each chunk until the next one (Piper gives one per sentence)."""
+    """The phrase's audio; a phrase cut between words loses its quiet ending."""
     chunks = tts.synthesize(text)
     if not ends_mid_sentence(text):
-        yield from chunks
-        return
-    held = None
-    for samples in chunks:
-        if held is not None:
-            yield held
-        held = samples
-    if held is not None:
-        yield trim_quiet_end(held, tts.sample_rate)
+        return iter(chunks)
+    return without_quiet_end(chunks, tts.sample_rate)
 
 
 class Voicing:

@@ -1,0 +1,58 @@
+"""The voice is heard in pieces: the same samples as a whole-sentence run, sooner."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assistant.tts.piper_engine import _FIRST_FRAMES, _LATER_FRAMES, pieces
+
+
+def test_pieces_cover_every_frame_once_short_one_first():
+    for frames in (1, 10, 24, 30, 37, 160, 1000):
+        ranges = list(pieces(frames))
+        assert ranges[0][0] == 0 and ranges[-1][1] == frames
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        assert ranges[0][1] <= _FIRST_FRAMES * 3 // 2
+        assert all(end - start < _LATER_FRAMES * 3 // 2 for start, end in ranges[1:])
+    assert list(pieces(160))[0] == (0, _FIRST_FRAMES)
+
+
+def test_vocoding_in_pieces_gives_the_whole_sentences_samples(engines):
+    tts = engines.tts
+    assert tts.streams  # the embedded voice splits at its vocoder
+    ids = tts.voice.phonemes_to_ids(tts.voice.phonemize("The capital of France is Paris.")[0])
+    latent, *conditioning = tts.voice.session.run(None, tts._inputs(ids))
+    session, name, _ = tts._vocoder
+    whole = session.run(None, {name: latent})[0].reshape(-1)
+    parts = list(tts.vocode(latent, conditioning))
+    assert len(parts) >= 2
+    assert parts[0].size == whole.size * _FIRST_FRAMES // latent.shape[-1]
+    assert np.abs(np.concatenate(parts) - whole).max() < 1e-5
+
+
+def test_a_sentence_starts_with_a_short_piece_at_a_steady_level(engines):
+    tts = engines.tts
+    chunks = list(tts.synthesize("The ocean covers most of the planet, and it is deep."))
+    assert chunks[0].size <= 256 * _FIRST_FRAMES * 3 // 2  # ~0.3 s, not the whole sentence
+    audio = np.concatenate(chunks)
+    assert audio.size / tts.sample_rate > 2.0
+    peak = np.abs(audio).max()
+    assert 0.3 < peak <= 1.0  # one gain per voice: loud enough, never past full scale
+
+
+def test_a_graph_without_a_vits_vocoder_is_not_split(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from assistant.tts.vits_split import split_voice
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["output"], name="/enc/Relu")],
+        "plain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
+    )
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert split_voice(path, tmp_path / "cache") is None
+    assert split_voice(path, tmp_path / "cache") is None  # remembered, not parsed again
