@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,10 @@ class Segment:
     start: float
     end: float
     text: str
+
+
+class Abandoned(Exception):
+    """The caller stopped wanting this transcript midway (the user went on speaking)."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,10 @@ def _encode_once_model():
     class EncodeOnceWhisperModel(WhisperModel):
         _last: tuple[bytes, object] | None = None
         window_frames: int | None = None  # encode only this many frames (see fit_window)
+        abandoned: Callable[[], bool] | None = None  # asked between the model's passes
 
         def encode(self, features: np.ndarray):
+            self._check()
             if self.window_frames:
                 features = features[..., : self.window_frames]
             key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16)
@@ -158,7 +165,12 @@ def _encode_once_model():
                 return self._last[1]
             output = super().encode(features)
             self._last = (digest, output)
+            self._check()
             return output
+
+        def _check(self) -> None:
+            if self.abandoned is not None and self.abandoned():
+                raise Abandoned()
 
     return EncodeOnceWhisperModel
 
@@ -196,14 +208,21 @@ class WhisperRecognizer:
         task: str | None = None,
         vad_filter: bool = False,
         timestamps: bool = False,
+        abandoned: Callable[[], bool] | None = None,
     ) -> Transcript:
-        """Decode mono 16 kHz float32 ``audio``; empty text means nothing was said."""
+        """Decode mono 16 kHz float32 ``audio``; empty text means nothing was said.
+
+        ``abandoned`` is asked between the encoder and the decoder (each ~90 ms for a
+        short question here); once it says yes, ``Abandoned`` is raised, so a speculative
+        attempt the user talked over frees the recogniser for the real one sooner.
+        """
         language = check_language(language) or self.language
         if not vad_filter and not contains_speech(audio):
             return Transcript("", language or "", 0.0, [], audio.size / SAMPLE_RATE)
         # Timestamps (file transcription) need Whisper's own 30 s window to be right.
         frames = None if timestamps else self._window_frames(audio.size / SAMPLE_RATE)
         self.model.window_frames = frames
+        self.model.abandoned = abandoned
         try:
             result, looped = self._transcribe(audio, language, task, vad_filter, timestamps, frames)
             if looped and frames is not None:
@@ -216,6 +235,7 @@ class WhisperRecognizer:
             return result
         finally:
             self.model.window_frames = None
+            self.model.abandoned = None
 
     def warm_up(self) -> None:
         """Run the encoder and decoder once (silence never reaches them in transcribe)."""

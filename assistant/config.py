@@ -40,10 +40,11 @@ class VadConfig:
     # (it ends in . ? or !); 0 always waits for end_silence_ms. Needs speculation on.
     finished_silence_ms: int = 300
     # After this much silence the reply is prepared speculatively (transcribed, generated,
-    # synthesised) while the end of the turn is confirmed; 0 turns it off. Two VAD windows:
-    # one quiet window is common inside a word, and a stale attempt still running when the
-    # real pause comes delays it (bench: 120 -> 64 ms saved ~40 ms voice-to-voice).
-    speculate_after_ms: int = 64
+    # synthesised) while the end of the turn is confirmed; 0 turns it off. One VAD window:
+    # a quiet window inside a word starts an attempt that speech then drops, and the
+    # recogniser abandons it after its encoder pass, so it holds up the real one at most
+    # that long (bench: 120 -> 64 ms saved ~40 ms voice-to-voice, 64 -> 32 another ~25).
+    speculate_after_ms: int = 32
     pre_roll_ms: int = 500  # audio kept from before speech started, so the first syllable survives
     max_utterance_s: float = 90.0  # a turn is cut here even if the user keeps talking
     barge_in: bool = True  # speech while the assistant talks interrupts it

@@ -143,7 +143,16 @@ class ChatModel:
         """
         with self._lock:
             self._trim(_NEXT_TURN_TOKENS)
-            self._on_torch(self._run, self._template(None, generation=False))
+            self._on_torch(self._run, self._next_turn_opening())
+
+    def _next_turn_opening(self) -> list[int]:
+        """The conversation so far and the next user turn's opening ("<|im_start|>user\n"
+        in ChatML): the tokens every next prompt starts with, whatever the user says."""
+        one, other = self._template("A"), self._template("?")
+        same = 0
+        while same < min(len(one), len(other)) and one[same] == other[same]:
+            same += 1
+        return one[:same]
 
     def _template(self, user_text: str | None, generation: bool = True) -> list[int]:
         return list(

@@ -23,4 +23,4 @@ def test_a_phrase_cut_between_words_runs_on_without_piper_s_pause(engines):
     assert quiet_tail_ms(whole, rate) > 60
     assert quiet_tail_ms(cut, rate) <= 31
     # Only the quiet went: the voiced part is as long as Piper made it.
-    assert np.flatnonzero(np.abs(cut) > LOUD).size > 0.9 * rate  # "There are seven days"
+    assert np.flatnonzero(np.abs(cut) > LOUD).size > 0.75 * rate  # "There are seven days"

@@ -119,6 +119,42 @@ def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch)
     assert windows == [800], windows  # one run, on 8 s rather than 30 s
 
 
+def test_an_abandoned_attempt_stops_after_the_encoder(engines, speech_dir, monkeypatch):
+    """A speculative attempt the user talked over frees the recogniser before decoding,
+    and the recogniser is fine for the next question."""
+    from assistant.asr import Abandoned
+
+    model = engines.recognizer.model
+    windows = encoder_windows(model, monkeypatch)
+    decodes: list[int] = []
+    monkeypatch.setattr(model, "model", _Spy(model.model, decodes))
+    audio = read_audio(speak(SENTENCES[5], speech_dir / "abandon.wav"))
+    model._last = None
+    stale = iter([False, False, True])  # still wanted when the encoder starts, not after it
+    with pytest.raises(Abandoned):
+        engines.recognizer.transcribe(audio, abandoned=lambda: next(stale))
+    assert windows == [800] and decodes == []
+    with pytest.raises(Abandoned):  # already stale: not even the encoder runs
+        engines.recognizer.transcribe(audio, abandoned=lambda: True)
+    assert windows == [800]
+    result = engines.recognizer.transcribe(audio)
+    assert wer(SENTENCES[5], result.text) <= 0.25 and decodes, result.text
+
+
+class _Spy:
+    """The CTranslate2 model, counting decoder runs."""
+
+    def __init__(self, inner, decodes: list[int]) -> None:
+        self._inner, self._decodes = inner, decodes
+
+    def generate(self, *args, **kwargs):
+        self._decodes.append(1)
+        return self._inner.generate(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
 def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypatch):
     """The driver reports a GPU but CUDA cannot run (here: no GPU behind it at all; in the
     field: CUDA 13 without CTranslate2's CUDA 12 libraries). "auto" hears on the CPU and

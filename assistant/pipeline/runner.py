@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from assistant.asr import Abandoned
 from assistant.audio.blocks import AudioBlock
 from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
@@ -389,7 +390,11 @@ class Assistant(Voicing):
                 continue
             self._mark(ticket, "asr_start")
             try:
-                transcript = self.engines.recognizer.transcribe(item.audio)
+                transcript = self.engines.recognizer.transcribe(
+                    item.audio, abandoned=self._stale(ticket)
+                )
+            except Abandoned:
+                continue
             except Exception as exc:
                 self._fail("asr", ticket, exc, finishes=True)
                 continue
@@ -408,9 +413,16 @@ class Assistant(Voicing):
                     # Applied by the VAD worker at the audio captured from now on.
                     self._controls.put(("finished", ticket, time.monotonic()))
 
+    def _stale(self, ticket: Ticket):
+        return lambda: not self.clock.is_current(ticket)
+
     def _partial(self, item: Heard) -> None:
         try:
-            transcript = self.engines.recognizer.transcribe(item.audio)
+            transcript = self.engines.recognizer.transcribe(
+                item.audio, abandoned=self._stale(item.ticket)
+            )
+        except Abandoned:
+            return
         except Exception as exc:
             self._fail("asr", item.ticket, exc)
             return
@@ -453,7 +465,7 @@ class Assistant(Voicing):
 
             try:
                 text, cancelled = self.engines.chat.reply(
-                    item.text, on_text, cancelled=lambda t=ticket: not self.clock.is_current(t)
+                    item.text, on_text, cancelled=self._stale(ticket)
                 )
             except Exception as exc:
                 self._fail("llm", ticket, exc)
