@@ -41,3 +41,17 @@ def torch_compute(device: str) -> ComputeChoice:
     elif device == "cuda" and not has_cuda:
         raise ConfigError("llm.device is 'cuda' but torch sees no CUDA GPU; use 'auto' or 'cpu'")
     return ComputeChoice(device, "float16" if device == "cuda" else "float32")
+
+
+def one_blas_thread() -> None:
+    """Run numpy's OpenBLAS on the calling core only.
+
+    OpenBLAS keeps a worker per core that spins for a while after every call, waiting for
+    more work. Whisper's mel features are such a call right before each encoder pass, so
+    on 2 cores its spinning worker took the core the encoder needed: the pipeline's
+    voice-to-voice went from ~490 to ~435 ms without it (the arrays numpy multiplies
+    here are far too small to gain from a second thread).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.asr import WhisperRecognizer
+from assistant.compute import one_blas_thread
 from assistant.config import AssistantConfig
 from assistant.llm import ChatModel
 from assistant.model_store import ModelStore
@@ -26,6 +27,7 @@ def load_engines(
 ) -> Engines:
     """Load (and on first run prepare) all models; slow, so never call it on a GUI thread."""
     store = store or ModelStore()
+    one_blas_thread()
     progress("loading speech recognition")
     recognizer = WhisperRecognizer(store.whisper_dir(config.asr.model), config.asr)
     progress("loading the language model")
@@ -35,7 +37,23 @@ def load_engines(
     engines = Engines(recognizer, chat, tts)
     progress("warming up")
     warm_up(engines)
+    return_freed_memory()
     return engines
+
+
+def return_freed_memory() -> None:
+    """Hand the heap pages freed while loading back to the system (glibc only).
+
+    Quantising the LLM and converting weights at load free ~180 MB of temporaries that
+    glibc keeps mapped for reuse: resident memory with the models loaded 1042 -> 858 MiB.
+    """
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    # Elsewhere (macOS, Windows, musl) there is no malloc_trim: nothing to do.
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def warm_up(engines: Engines) -> None:
