@@ -17,6 +17,7 @@ import numpy as np
 from assistant.compute import ComputeChoice, whisper_compute
 from assistant.config import AsrConfig
 from assistant.errors import ConfigError, ModelError
+from assistant.turn_end import reads_finished
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,22 @@ def fit_window(duration_s: float) -> int | None:
     if duration_s > 28.0:
         return None
     return math.ceil(100 * max(8.0, duration_s + 2.0))
+
+
+def said_once(text: str) -> str | None:
+    """The sentence a looping decode repeats, if the text is nothing else.
+
+    "Tell me a fun fact about the ocean. Tell me a fun fact about the ocean. Tell me a"
+    gives "Tell me a fun fact about the ocean." (the token cap may cut the last copy).
+    None if the text is not whole sentences said over and over.
+    """
+    words = text.split()
+    for period in range(1, len(words) // 2 + 1):
+        if not reads_finished(words[period - 1]):
+            continue
+        if all(words[i] == words[i % period] for i in range(period, len(words))):
+            return " ".join(words[:period])
+    return None
 
 
 _CUDA_FIX = (
@@ -289,14 +306,20 @@ class WhisperRecognizer:
             log_prob_threshold=cfg.log_prob_threshold,
             compression_ratio_threshold=cfg.compression_ratio_threshold,
             temperature=0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
-            # A short window can make Whisper loop; speech runs well under 8 tokens a second.
-            max_new_tokens=None if frames is None else 16 + 8 * math.ceil(frames / 100),
+            # A short window can make Whisper loop until the token cap, ~9 ms a token here;
+            # speech runs well under 8 tokens a second, so the cap follows the speech.
+            max_new_tokens=None if frames is None else 16 + 8 * math.ceil(duration_s),
         )
         kept, looped = [], False
         for s in segments:
-            looped |= self._looping(s)
-            if s.text.strip() and not self._hallucinated(s):
-                kept.append(Segment(s.start, s.end, s.text.strip()))
+            text, loops = s.text.strip(), self._looping(s)
+            if loops and frames is not None and s.no_speech_prob < cfg.no_speech_threshold:
+                once = said_once(text)
+                if once is not None:  # the loop only repeated what was said: keep it once
+                    text, loops = once, False
+            looped |= loops
+            if text and not loops and not self._silent(s):
+                kept.append(Segment(s.start, s.end, text))
         transcript = Transcript(
             text=" ".join(s.text for s in kept).strip(),
             language=info.language,
@@ -322,13 +345,12 @@ class WhisperRecognizer:
         token, probability = self.model.model.detect_language(encoded)[0][0]
         return token[2:-2], probability
 
-    def _hallucinated(self, segment) -> bool:
+    def _silent(self, segment) -> bool:
         cfg = self.config
-        silent = (
+        return (
             segment.no_speech_prob > cfg.no_speech_threshold
             and segment.avg_logprob < cfg.log_prob_threshold
         )
-        return silent or self._looping(segment)
 
     def _looping(self, segment) -> bool:
         return segment.compression_ratio > self.config.compression_ratio_threshold

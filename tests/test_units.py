@@ -236,3 +236,16 @@ def test_a_phrase_cut_between_words_loses_its_quiet_ending():
     assert np.array_equal(streamed[0], pieces[0])
     quiet = tail.astype(np.float32)
     assert np.array_equal(np.concatenate(list(without_quiet_end([quiet], rate))), quiet)
+
+
+def test_a_decode_that_only_repeats_the_question_keeps_it_once():
+    from assistant.asr import said_once
+
+    question = "Tell me a fun fact about the ocean."
+    assert said_once(f"{question} {question} Tell me a fun") == question
+    assert said_once(f"{question} {question} {question}") == question
+    assert said_once("Stop. Stop. Stop. Stop.") == "Stop."
+    # Not a loop of whole sentences: left to the filter and the full-window decode.
+    assert said_once(question) is None
+    assert said_once("the ocean the ocean the ocean") is None
+    assert said_once(f"{question} Tell me another one.") is None
