@@ -56,3 +56,21 @@ def test_a_graph_without_a_vits_vocoder_is_not_split(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     assert split_voice(path, tmp_path / "cache") is None
     assert split_voice(path, tmp_path / "cache") is None  # remembered, not parsed again
+
+
+def test_the_embedded_voice_splits_into_two_cached_halves(tmp_path):
+    """What a first start does (``prepare-models`` runs it too): cut the graph once, then
+    find the halves in the cache."""
+    import onnxruntime
+
+    from assistant.model_store import ModelStore
+    from assistant.tts.vits_split import split_voice
+
+    model, _ = ModelStore().piper_voice("default")
+    split = split_voice(model, tmp_path)
+    assert split is not None and split.conditioning == ()  # one speaker: no embedding
+    vocoder = onnxruntime.InferenceSession(str(split.vocoder))
+    assert [i.name for i in vocoder.get_inputs()] == [split.latent]
+    acoustic = onnxruntime.InferenceSession(str(split.acoustic))
+    assert [o.name for o in acoustic.get_outputs()] == [split.latent]
+    assert split_voice(model, tmp_path) == split  # the second time from the cache
