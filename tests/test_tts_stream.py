@@ -74,3 +74,28 @@ def test_the_embedded_voice_splits_into_two_cached_halves(tmp_path):
     acoustic = onnxruntime.InferenceSession(str(split.acoustic))
     assert [o.name for o in acoustic.get_outputs()] == [split.latent]
     assert split_voice(model, tmp_path) == split  # the second time from the cache
+
+
+def test_a_broken_or_unwritable_split_cache_never_silences_the_voice(tmp_path):
+    """A damaged record is made again; a cache that cannot be written leaves the voice
+    speaking whole sentences."""
+    from assistant.model_store import ModelStore
+    from assistant.tts.piper_engine import _load
+    from assistant.tts.vits_split import split_voice
+
+    model, voice_config = ModelStore().piper_voice("default")
+    split = split_voice(model, tmp_path)
+    (split.vocoder.parent / "split.json").write_text("{not json", encoding="utf-8")
+    assert split_voice(model, tmp_path) == split  # re-made, not a crash
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    voice, vocoder = _load(model, voice_config, blocked)
+    assert vocoder is None
+    ids = voice.phonemes_to_ids(voice.phonemize("Hello.")[0])
+    inputs = {
+        "input": np.array([ids]),
+        "input_lengths": np.array([len(ids)]),
+        "scales": np.array([0.667, 1.0, 0.8], dtype=np.float32),
+    }
+    audio = voice.session.run(None, inputs)[0]  # the whole graph: audio, not latents
+    assert audio.size > 0.2 * voice.config.sample_rate

@@ -14,6 +14,7 @@ it made short phrases up to twice as loud as long ones.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from assistant.config import TtsConfig
 from assistant.errors import ModelError
 from assistant.model_store import ModelStore
 from assistant.tts.vits_split import split_voice
+
+log = logging.getLogger(__name__)
 
 _FIRST_FRAMES = 24  # ~0.28 s at 22.05 kHz: the first piece of every sentence
 _LATER_FRAMES = 128  # the pieces after it (fewer, so less context is decoded twice)
@@ -116,7 +119,13 @@ def _load(model: Path, voice_config: Path, cache_root: Path):
     from piper import PiperConfig, PiperVoice
 
     config = PiperConfig.from_dict(json.loads(voice_config.read_text(encoding="utf-8")))
-    split = split_voice(model, cache_root)
+    try:
+        split = split_voice(model, cache_root)
+    except OSError as exc:  # a read-only or full cache: the voice still speaks, unsplit
+        log.warning(
+            "cannot keep the split voice in %s (%s); speaking whole sentences", cache_root, exc
+        )
+        split = None
 
     def session(source) -> onnxruntime.InferenceSession:
         return onnxruntime.InferenceSession(

@@ -44,24 +44,32 @@ def split_voice(model_path: Path, cache_root: Path) -> SplitVoice | None:
     stat = model_path.stat()
     key = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     folder = cache_root / f"piper-split-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
-    info_path = folder / _INFO
-    if not info_path.is_file() or (
-        _split_here(info_path) and not all((folder / f).is_file() for f in (_ACOUSTIC, _VOCODER))
-    ):
+    info = _cached(folder)
+    if info is None:
         _write_split(model_path, folder)
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    if not info["split"]:
+        info = _cached(folder)
+    if info is None or not info["split"]:
         return None
     return SplitVoice(
         folder / _ACOUSTIC, folder / _VOCODER, info["latent"], tuple(info["conditioning"])
     )
 
 
-def _split_here(info_path: Path) -> bool:
+def _cached(folder: Path) -> dict | None:
+    """The split recorded in ``folder``; None if missing, unreadable or incomplete."""
     try:
-        return bool(json.loads(info_path.read_text(encoding="utf-8"))["split"])
-    except (OSError, ValueError, KeyError):
-        return True  # unreadable: make it again
+        info = json.loads((folder / _INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or "split" not in info:
+        return None
+    if info["split"] and not (
+        "latent" in info
+        and "conditioning" in info
+        and all((folder / name).is_file() for name in (_ACOUSTIC, _VOCODER))
+    ):
+        return None
+    return info
 
 
 def _write_split(model_path: Path, folder: Path) -> None:
