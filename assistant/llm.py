@@ -106,6 +106,9 @@ class ChatModel:
             # other kernels (SmolLM2's shapes on an H200, tests/gpu/cuda_check.py).
             torch.backends.cuda.enable_cudnn_sdp(False)
         self.quantized = int8
+        self._threads = torch.get_num_threads()
+        self._sharing = False  # decoding beside TTS (see share_cores)
+        self._using = self._threads
         if not self.tokenizer.chat_template:
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")
         self.conversation = Conversation(config.system_prompt)
@@ -190,7 +193,19 @@ class ChatModel:
         with self._lock:
             return self._on_torch(self._reply, user_text, on_text, cancelled)
 
+    def share_cores(self) -> None:
+        """Decode on one thread from now until the next reply starts: TTS works beside it.
+
+        With the cores to itself the model runs fastest on all of them (2 threads: 18 ms a
+        token against 32). Once TTS speaks beside it, torch's second OpenMP thread has to
+        wait for a core at each of a token's ~200 parallel regions: 117-160 ms a token on
+        2 threads against 32-45 on one (measured on 2 cores, Piper synthesising alongside).
+        The pipeline calls this once its first phrase has audio.
+        """
+        self._sharing = True
+
     def _reply(self, user_text, on_text, cancelled) -> tuple[str, bool]:
+        self._sharing = False
         prompt = self.prompt_ids(user_text)
         generated: list[int] = []
         shown = ""
@@ -218,6 +233,10 @@ class ChatModel:
         """Logits after ``ids``, reading only the part the cache does not hold yet."""
         import torch
 
+        threads = 1 if self._sharing else self._threads
+        if threads != self._using:
+            torch.set_num_threads(threads)
+            self._using = threads
         held = self._cache.reuse(ids)
         new = ids[held:]
         try:

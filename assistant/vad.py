@@ -171,7 +171,7 @@ class Endpointer:
             events.append(self._finish(at, cut=False))
         elif len(self._frames) * WINDOW >= cfg.max_utterance_s * SAMPLE_RATE:
             events.append(self._finish(at, cut=True))
-        else:
+        elif not self._paused:  # a paused turn's audio is being transcribed already
             events += self._progress()
         return events
 

@@ -17,6 +17,7 @@ from assistant.events import (
     ReplyToken,
 )
 from assistant.pipeline import Assistant
+from assistant.pipeline.items import Heard
 from assistant.session import TurnLog
 
 
@@ -102,3 +103,23 @@ def test_partial_transcripts_arrive_while_the_user_speaks(engines, speech_dir):
     final_words = events[final].text.lower()
     assert partials[0].text.split()[0].lower().strip(",.") in final_words
     assert "moon" in final_words
+
+
+def test_a_partial_transcript_gives_way_to_the_final_one(engines, speech_dir):
+    audio = read_audio(speak("How far away is the moon from the earth?", speech_dir / "gw.wav"))
+    source = FileSource(audio=audio, realtime=True)
+    assistant = Assistant(
+        AssistantConfig(), engines, source, FileSink(sample_rate=22050), partial_every_s=1.0
+    )
+    events = []
+    assistant.subscribe(events.append)
+    ticket = assistant.clock.begin()
+    engines.recognizer.model._last = None
+    assistant._partial(Heard(ticket, audio, final=False))  # nothing queued behind it
+    assert [e.text for e in events if isinstance(e, PartialTranscript)], events
+    events.clear()
+    engines.recognizer.model._last = None
+    assistant._heard.put(Heard(ticket, audio, final=True))  # speech ended meanwhile
+    assistant._partial(Heard(ticket, audio, final=False))
+    assert events == [] and assistant._heard.qsize() == 1
+    assert engines.recognizer.model._last is None, "the encoder ran for a dropped caption"

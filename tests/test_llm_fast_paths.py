@@ -172,3 +172,28 @@ def test_the_lean_step_computes_what_transformers_does(engines):
     # bfloat16 activations: the two attention kernels round differently (min 0.994 seen).
     mean = sum(cosines) / len(cosines)
     assert sum(agree) >= len(agree) - 1 and mean > 0.999 and min(cosines) > 0.99, cosines
+
+
+def test_decoding_beside_tts_takes_one_thread_until_the_next_reply(engines):
+    chat = engines.chat
+    chat.conversation.clear()
+
+    def threads_per_token(question: str, share_after: int | None) -> list[int]:
+        seen: list[int] = []
+
+        def on_text(_text: str) -> None:  # called on the model's own thread
+            seen.append(torch.get_num_threads())
+            if len(seen) == share_after:
+                chat.share_cores()
+
+        chat.reply(question, on_text)
+        return seen
+
+    shared = threads_per_token("Tell me about the moon.", share_after=3)
+    assert len(shared) > 5, shared
+    assert shared[:3] == [chat._threads] * 3 and set(shared[3:]) == {1}, shared
+    # The exchange is read into the cache beside TTS too; the next reply has every core.
+    chat.prefill()
+    assert chat._on_torch(torch.get_num_threads) == 1
+    assert set(threads_per_token("And the sun?", share_after=None)) == {chat._threads}
+    chat.conversation.clear()

@@ -169,6 +169,19 @@ def test_endpointer_pauses_resumes_and_ends_with_the_whole_utterance():
     assert 5 in np.unique(utterance.audio) and 29 in np.unique(utterance.audio)
 
 
+def test_no_partial_audio_while_a_pause_is_being_transcribed():
+    # A partial transcript in the pause would take a core from the final one and the reply.
+    config = VadConfig(min_speech_ms=96, end_silence_ms=640, speculate_after_ms=64)
+    endpointer = Endpointer(config, progress_every_s=0.064)
+    kinds = []
+    for i, mark in enumerate("#" * 12 + "." * 12 + "#" * 4):
+        window = np.zeros(WINDOW, np.float32)
+        kinds += [type(e).__name__ for e in endpointer.process(window, 0.9 * (mark == "#"), i)]
+    paused, resumed = kinds.index("SpeechPaused"), kinds.index("SpeechResumed")
+    assert "SpeechProgress" in kinds[:paused] and "SpeechProgress" in kinds[resumed:]
+    assert "SpeechProgress" not in kinds[paused:resumed]
+
+
 def test_no_speculation_when_turned_off():
     config = VadConfig(min_speech_ms=96, end_silence_ms=320, speculate_after_ms=0)
     kinds = [type(e).__name__ for e in windows("." * 5 + "#" * 10 + "." * 12, config)]

@@ -416,10 +416,15 @@ class Assistant(Voicing):
     def _stale(self, ticket: Ticket):
         return lambda: not self.clock.is_current(ticket)
 
+    def _superseded(self, ticket: Ticket):
+        """A partial transcript gives way to a newer turn and to audio queued behind it:
+        the final transcript must not wait for a caption nobody will read."""
+        return lambda: not self.clock.is_current(ticket) or not self._heard.empty()
+
     def _partial(self, item: Heard) -> None:
         try:
             transcript = self.engines.recognizer.transcribe(
-                item.audio, abandoned=self._stale(item.ticket)
+                item.audio, abandoned=self._superseded(item.ticket)
             )
         except Abandoned:
             return
@@ -456,6 +461,7 @@ class Assistant(Voicing):
                     # for the first sound. The rest of the reply has the whole first
                     # phrase's playback to catch up, so pause until it has audio.
                     voiced.wait(_FIRST_AUDIO_WAIT_S)
+                    self.engines.chat.share_cores()
 
             def on_text(text: str, ticket: Ticket = ticket, splitter=splitter, speak=speak):
                 self._mark(ticket, "llm_first_token")
