@@ -179,6 +179,12 @@ def print_summary(result: dict) -> None:
     print(f"pipeline voice-to-voice   {v2v:8.0f}   (p90 {result['voice_to_voice_p90_ms']:.0f})")
     print(f"naive sequential          {naive_v2v:8.0f}   ratio_vs_naive {result['ratio_vs_naive']}")
     print(f"compute floor             {floor_p50:8.0f}   ratio_vs_floor {result['ratio_vs_floor']}")
+    stalled = [row.get("stalled") or 0.0 for row in result["pipeline"]["rows"]]
+    if stalled:
+        print(
+            f"reply stalls (pipeline)   {sum(s > 0 for s in stalled)} of {len(stalled)} replies, "
+            f"{max(stalled):.0f} ms at most, {sum(stalled):.0f} ms in all"
+        )
     meter, edges = result["vv_meter"], result["clock_edges"]
     if meter["p50_ms"] is None:
         print(f"vv-meter                  unavailable: {meter['reason']}")
