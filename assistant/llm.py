@@ -194,7 +194,8 @@ class ChatModel:
             return self._on_torch(self._reply, user_text, on_text, cancelled)
 
     def share_cores(self) -> None:
-        """Decode on one thread from now until the next reply starts: TTS works beside it.
+        """Decode on half the threads (one on two cores) until the next reply starts: TTS
+        works beside it.
 
         With the cores to itself the model runs fastest on all of them (2 threads: 18 ms a
         token against 32). Once TTS speaks beside it, torch's second OpenMP thread has to
@@ -233,7 +234,7 @@ class ChatModel:
         """Logits after ``ids``, reading only the part the cache does not hold yet."""
         import torch
 
-        threads = 1 if self._sharing else self._threads
+        threads = max(1, self._threads // 2) if self._sharing else self._threads
         if threads != self._using:
             torch.set_num_threads(threads)
             self._using = threads

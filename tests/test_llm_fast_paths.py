@@ -191,9 +191,10 @@ def test_decoding_beside_tts_takes_one_thread_until_the_next_reply(engines):
 
     shared = threads_per_token("Tell me about the moon.", share_after=3)
     assert len(shared) > 5, shared
-    assert shared[:3] == [chat._threads] * 3 and set(shared[3:]) == {1}, shared
+    half = max(1, chat._threads // 2)
+    assert shared[:3] == [chat._threads] * 3 and set(shared[3:]) == {half}, shared
     # The exchange is read into the cache beside TTS too; the next reply has every core.
     chat.prefill()
-    assert chat._on_torch(torch.get_num_threads) == 1
+    assert chat._on_torch(torch.get_num_threads) == half
     assert set(threads_per_token("And the sun?", share_after=None)) == {chat._threads}
     chat.conversation.clear()
