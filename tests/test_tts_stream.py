@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from assistant.tts.piper_engine import _FIRST_FRAMES, _LATER_FRAMES, pieces
 
@@ -99,3 +100,31 @@ def test_a_broken_or_unwritable_split_cache_never_silences_the_voice(tmp_path):
     }
     audio = voice.session.run(None, inputs)[0]  # the whole graph: audio, not latents
     assert audio.size > 0.2 * voice.config.sample_rate
+
+
+def test_the_voice_gain_is_measured_once_and_kept(tmp_path, monkeypatch):
+    """The calibration sentence is synthesised at the first start only; a damaged record
+    is measured again, and the gain is the same either way."""
+    from assistant.config import TtsConfig
+    from assistant.model_store import ModelStore
+    from assistant.tts import piper_engine
+    from assistant.tts.vits_split import cache_folder
+
+    store = ModelStore()
+    monkeypatch.setattr(store, "root", tmp_path)
+    calibrations = []
+    synthesize = piper_engine.PiperEngine.synthesize
+
+    def counting(self, text):
+        calibrations.append(text == piper_engine._CALIBRATION)
+        return synthesize(self, text)
+
+    monkeypatch.setattr(piper_engine.PiperEngine, "synthesize", counting)
+    first = piper_engine.PiperEngine(TtsConfig(), store)
+    record = cache_folder(store.piper_voice("default")[0], tmp_path / "models") / "gain.json"
+    assert calibrations == [True] and record.is_file() and 1.0 < first._gain < 8.0
+    again = piper_engine.PiperEngine(TtsConfig(speed=1.5), store)
+    assert calibrations == [True] and again._gain == first._gain  # read, not measured
+    record.write_text("{oops", encoding="utf-8")
+    damaged = piper_engine.PiperEngine(TtsConfig(), store)
+    assert calibrations == [True, True] and damaged._gain == pytest.approx(first._gain)

@@ -38,12 +38,18 @@ class SplitVoice:
     conditioning: tuple[str, ...]  # other vocoder inputs (a speaker embedding), not per frame
 
 
+def cache_folder(model_path: Path, cache_root: Path) -> Path:
+    """Where what is derived from the voice file at ``model_path`` is kept; a changed file
+    (other size or time) gets a new folder."""
+    stat = model_path.stat()
+    key = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return cache_root / f"piper-split-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+
+
 def split_voice(model_path: Path, cache_root: Path) -> SplitVoice | None:
     """The two halves of the voice at ``model_path`` (made once into ``cache_root``), or
     None if its graph has no VITS vocoder to cut at."""
-    stat = model_path.stat()
-    key = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    folder = cache_root / f"piper-split-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+    folder = cache_folder(model_path, cache_root)
     info = _cached(folder)
     if info is None:
         _write_split(model_path, folder)
