@@ -58,7 +58,9 @@ class AsrConfig:
     language: str | None = None  # None: detect
     task: Literal["transcribe", "translate"] = "transcribe"
     beam_size: int = 1
-    cpu_threads: int = 0  # 0: 1 with a fitted window on a CPU, else CTranslate2's default
+    # 0: with a fitted window on a CPU, decoding on 1 thread and encoding on up to 4 (a
+    # second copy of the model, ~110 MB); else CTranslate2's default. N: N for both.
+    cpu_threads: int = 0
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4

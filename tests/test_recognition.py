@@ -96,16 +96,40 @@ def test_full_and_fitted_windows_hear_the_same_words(engines, speech_dir):
 
 
 def encoder_windows(model, monkeypatch) -> list[int]:
-    """Frames of every encoder run from now on (faster-whisper's own, below the memo)."""
+    """Frames of every encoder run from now on (below the memo)."""
     windows: list[int] = []
-    encode = type(model).__mro__[1].encode
+    encode = type(model)._encode
 
     def counting(self, features):
         windows.append(features.shape[-1])
         return encode(self, features)
 
-    monkeypatch.setattr(type(model).__mro__[1], "encode", counting)
+    monkeypatch.setattr(type(model), "_encode", counting)
     return windows
+
+
+def test_the_encoder_runs_on_its_own_copy_with_the_same_result(engines, speech_dir):
+    """On a CPU with 2+ cores the encoder runs on a copy of the model with more threads;
+    its output is the model's own encoder output, and the transcript is right."""
+    from faster_whisper.transcribe import get_ctranslate2_storage
+
+    model = engines.recognizer.model
+    assert model.encoder is not None  # the test machines have 2 cores
+    audio = read_audio(speak(SENTENCES[4], speech_dir / "copy.wav"))
+    padded = np.pad(audio, (0, 800 * 160 - audio.size))
+    features = model.feature_extractor(padded)[:, :800][None]
+    own = np.array(model.model.encode(get_ctranslate2_storage(features)))
+    copy = np.array(model.encoder.encode(get_ctranslate2_storage(features)))
+    cosine = float((own * copy).sum() / np.linalg.norm(own) / np.linalg.norm(copy))
+    assert own.shape == copy.shape and cosine > 0.999, cosine
+    calls: list[int] = []
+    model.encoder = _Spy(model.encoder, calls, "encode")
+    try:
+        model._last = None
+        result = engines.recognizer.transcribe(audio)
+    finally:
+        model.encoder = model.encoder._inner
+    assert calls == [1] and "mother" in result.text.lower(), result.text
 
 
 def test_a_live_question_runs_the_encoder_once(engines, speech_dir, monkeypatch):
@@ -127,7 +151,7 @@ def test_an_abandoned_attempt_stops_after_the_encoder(engines, speech_dir, monke
     model = engines.recognizer.model
     windows = encoder_windows(model, monkeypatch)
     decodes: list[int] = []
-    monkeypatch.setattr(model, "model", _Spy(model.model, decodes))
+    monkeypatch.setattr(model, "model", _Spy(model.model, decodes, "generate"))
     audio = read_audio(speak(SENTENCES[5], speech_dir / "abandon.wav"))
     model._last = None
     stale = iter([False, False, True])  # still wanted when the encoder starts, not after it
@@ -142,17 +166,21 @@ def test_an_abandoned_attempt_stops_after_the_encoder(engines, speech_dir, monke
 
 
 class _Spy:
-    """The CTranslate2 model, counting decoder runs."""
+    """A CTranslate2 model, counting the runs of one of its methods."""
 
-    def __init__(self, inner, decodes: list[int]) -> None:
-        self._inner, self._decodes = inner, decodes
-
-    def generate(self, *args, **kwargs):
-        self._decodes.append(1)
-        return self._inner.generate(*args, **kwargs)
+    def __init__(self, inner, calls: list[int], method: str) -> None:
+        self._inner, self._calls, self._method = inner, calls, method
 
     def __getattr__(self, name):
-        return getattr(self._inner, name)
+        attribute = getattr(self._inner, name)
+        if name != self._method:
+            return attribute
+
+        def counted(*args, **kwargs):
+            self._calls.append(1)
+            return attribute(*args, **kwargs)
+
+        return counted
 
 
 def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypatch):

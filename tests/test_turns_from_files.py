@@ -98,9 +98,14 @@ def test_sixty_second_utterance(engines, speech_dir):
     assert record.outcome == "answered" and record.reply
 
 
-def test_a_pause_mid_question_does_not_split_the_turn(engines, speech_dir):
+def test_a_pause_mid_question_does_not_split_the_turn(engines, speech_dir, monkeypatch):
     """A pause longer than the speculation delay but shorter than the end of turn: the
-    speculative reply to the first half is dropped unseen and forgotten."""
+    speculative reply to the first half is dropped unseen and forgotten. The endpointer
+    found the speech, so the recogniser does not look for it a second time."""
+    import assistant.asr
+
+    checks: list[int] = []
+    monkeypatch.setattr(assistant.asr, "contains_speech", lambda audio: checks.append(1) or True)
     first = trim(read_audio(speak("What is the capital", speech_dir / "half1.wav")))
     second = trim(read_audio(speak("of France?", speech_dir / "half2.wav")))
     pause = np.zeros(int(16000 * 0.4), np.float32)
@@ -114,6 +119,7 @@ def test_a_pause_mid_question_does_not_split_the_turn(engines, speech_dir):
     assert re.search(r"france|friends", transcripts[0], re.I), "the second half was kept"
     users = [t["content"] for t in engines.chat.conversation.turns if t["role"] == "user"]
     assert users == transcripts, "the dropped attempt must not stay in the LLM memory"
+    assert checks == [], "speech the endpointer found was checked for speech again"
     engines.chat.conversation.clear()
 
 

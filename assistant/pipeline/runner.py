@@ -347,13 +347,14 @@ class Assistant(Voicing):
         elif self._ignoring:
             self._ignoring = not isinstance(event, Utterance)
         elif isinstance(event, SpeechProgress):
-            self._heard.put(Heard(self.clock.current, event.audio, final=False))
+            voiced = not self._ptt_mode  # hands-free speech is confirmed before progress
+            self._heard.put(Heard(self.clock.current, event.audio, final=False, voiced=voiced))
         elif isinstance(event, SpeechPaused):
             # Start on the reply now; it plays only once the silence confirms the turn.
             ticket = self.clock.current
             self._speculating = True
             self.timer.mark(ticket.turn, "speech_end", event.speech_end_at, first=False)
-            self._heard.put(Heard(ticket, event.audio, final=True))
+            self._heard.put(Heard(ticket, event.audio, final=True, voiced=True))
         elif isinstance(event, SpeechResumed):
             if self._speculating:
                 self._retry_turn()
@@ -368,7 +369,9 @@ class Assistant(Voicing):
         self._emit(SpeechEnded(ticket.turn, event.speech_end_at, duration))
         self._emit(StateChanged(ticket.turn, State.THINKING))
         if not self._speculating:
-            self._heard.put(Heard(ticket, event.audio, final=True))
+            # Push-to-talk audio is whatever was held down; hands-free speech is confirmed.
+            voiced = not self._ptt_mode
+            self._heard.put(Heard(ticket, event.audio, final=True, voiced=voiced))
         self._speculating = False
         self._confirm(ticket)
 
@@ -391,7 +394,7 @@ class Assistant(Voicing):
             self._mark(ticket, "asr_start")
             try:
                 transcript = self.engines.recognizer.transcribe(
-                    item.audio, abandoned=self._stale(ticket)
+                    item.audio, abandoned=self._stale(ticket), speech_known=item.voiced
                 )
             except Abandoned:
                 continue
@@ -424,7 +427,7 @@ class Assistant(Voicing):
     def _partial(self, item: Heard) -> None:
         try:
             transcript = self.engines.recognizer.transcribe(
-                item.audio, abandoned=self._superseded(item.ticket)
+                item.audio, abandoned=self._superseded(item.ticket), speech_known=item.voiced
             )
         except Abandoned:
             return
