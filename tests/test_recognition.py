@@ -48,6 +48,47 @@ def test_fixed_language_and_translation(engines, speech_dir):
     assert "coffee" in english.text.lower(), english.text
 
 
+def test_the_language_last_spoken_wins_when_whisper_is_unsure(engines, speech_dir):
+    """Whisper base hears this short German question as Hebrew on its own (he 0.38, de
+    0.13); a German speaker (their last turn, or their desktop's language) is heard in
+    German. A clear switch of language still wins over the hint, and becomes the hint."""
+    recognizer = engines.recognizer
+    german = read_audio(speak("Wie spät ist es?", speech_dir / "de.wav", voice="de"))
+    polish = read_audio(speak("Dzień dobry, jak się masz?", speech_dir / "pl.wav", voice="pl"))
+    kept = recognizer.language_hint
+    try:
+        recognizer.language_hint = None
+        alone = recognizer.transcribe(german)
+        assert alone.language != "de", "the case needs the hint"
+        recognizer.language_hint = "de"
+        hinted = recognizer.transcribe(german)
+        assert hinted.language == "de" and re.search(r"ist es", hinted.text), hinted
+        recognizer.language_hint = "en"
+        switched = recognizer.transcribe(polish)
+        assert switched.language == "pl" and recognizer.language_hint == "pl", switched
+        assert re.search(r"dobry", switched.text, re.I), switched.text
+    finally:
+        recognizer.language_hint = kept
+
+
+def test_pick_language_and_the_desktop_language(monkeypatch):
+    from assistant.asr import pick_language, system_language
+
+    unsure = [("th", 0.52), ("en", 0.23), ("id", 0.1)]
+    assert pick_language(unsure, None) == ("th", 0.52)
+    assert pick_language(unsure, "en") == ("en", 0.23)
+    assert pick_language([("fr", 0.93), ("en", 0.02)], "en") == ("fr", 0.93)
+    assert pick_language(unsure, "de") == ("th", 0.52)  # not heard at all: no help
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    assert system_language() == "fr"
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    assert system_language() is None
+    monkeypatch.setenv("LC_ALL", "pt_BR")
+    assert system_language() == "pt"
+
+
 @pytest.mark.parametrize(
     "kind", ["silence", "white-noise", "loud-noise", "brown-noise", "mains-hum"]
 )
