@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,28 +59,54 @@ def _ms(seconds: float) -> float:
     return round(1000 * seconds, 1)
 
 
-def naive_turn(config: AssistantConfig, engines: Engines, wav: Path) -> dict:
-    """One question through the sequential design; its stage times and voice-to-voice in ms."""
+def sequential_turn(
+    config: AssistantConfig,
+    wav: Path,
+    transcribe: Callable[[np.ndarray], str],
+    reply: Callable[[str], str],
+    synthesize: Callable[[str], np.ndarray],
+    sample_rate: int,
+    name: str,
+) -> dict:
+    """One question through the sequential design, whatever runs its three stages; its
+    stage times and voice-to-voice in ms."""
     heard = listen(config, FileSource(wav, realtime=True))
     asr_start = time.monotonic()
-    transcript = engines.recognizer.transcribe(heard.audio)
-    if not transcript.text:
-        raise RuntimeError(f"naive design: nothing recognised in {wav.name}")
+    transcript = transcribe(heard.audio)
+    if not transcript:
+        raise RuntimeError(f"{name}: nothing recognised in {wav.name}")
     llm_start = time.monotonic()
-    reply, _ = engines.chat.reply(transcript.text, lambda _text: None)
+    text = reply(transcript)
     tts_start = time.monotonic()
-    chunks = list(engines.tts.synthesize(speakable(reply)))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    audio = synthesize(speakable(text))
     play_at = time.monotonic()
     first_sample: list[float] = []
-    FileSink(sample_rate=engines.tts.sample_rate).play(audio, first_sample.append)
+    FileSink(sample_rate=sample_rate).play(audio, first_sample.append)
     return {
-        "transcript": transcript.text,
-        "reply": reply,
+        "transcript": transcript,
+        "reply": text,
         "endpoint": _ms(heard.decided_at - heard.speech_end_at),
         "asr": _ms(llm_start - asr_start),
         "llm_reply": _ms(tts_start - llm_start),
         "tts_reply": _ms(play_at - tts_start),
         "voice_to_voice": _ms(first_sample[0] - heard.speech_end_at),
-        "reply_audio_s": round(audio.size / engines.tts.sample_rate, 2),
+        "reply_audio_s": round(audio.size / sample_rate, 2),
     }
+
+
+def naive_turn(config: AssistantConfig, engines: Engines, wav: Path) -> dict:
+    """The sequential design on the app's engines."""
+
+    def synthesize(text: str) -> np.ndarray:
+        chunks = list(engines.tts.synthesize(text))
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    return sequential_turn(
+        config,
+        wav,
+        lambda audio: engines.recognizer.transcribe(audio).text,
+        lambda text: engines.chat.reply(text, lambda _text: None)[0],
+        synthesize,
+        engines.tts.sample_rate,
+        "naive design",
+    )

@@ -26,17 +26,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from naive import COLUMNS, listen
+from naive import COLUMNS, sequential_turn
 
-from assistant.audio.sinks import FileSink
-from assistant.audio.sources import FileSource
 from assistant.config import AssistantConfig
 from assistant.model_store import ModelStore
-from assistant.phrases import speakable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -95,33 +91,11 @@ class StockModels:
         self.synthesize("Ready.")
 
 
-def _ms(seconds: float) -> float:
-    return round(1000 * seconds, 1)
-
-
 def stock_turn(config: AssistantConfig, models: StockModels, wav: Path) -> dict:
-    heard = listen(config, FileSource(wav, realtime=True))
-    asr_start = time.monotonic()
-    transcript = models.transcribe(heard.audio)
-    if not transcript:
-        raise RuntimeError(f"stock naive design: nothing recognised in {wav.name}")
-    llm_start = time.monotonic()
-    reply = models.reply(transcript)
-    tts_start = time.monotonic()
-    audio = models.synthesize(speakable(reply))
-    play_at = time.monotonic()
-    first_sample: list[float] = []
-    FileSink(sample_rate=models.voice.config.sample_rate).play(audio, first_sample.append)
-    return {
-        "transcript": transcript,
-        "reply": reply,
-        "endpoint": _ms(heard.decided_at - heard.speech_end_at),
-        "asr": _ms(llm_start - asr_start),
-        "llm_reply": _ms(tts_start - llm_start),
-        "tts_reply": _ms(play_at - tts_start),
-        "voice_to_voice": _ms(first_sample[0] - heard.speech_end_at),
-        "reply_audio_s": round(audio.size / models.voice.config.sample_rate, 2),
-    }
+    rate = models.voice.config.sample_rate
+    return sequential_turn(
+        config, wav, models.transcribe, models.reply, models.synthesize, rate, "stock naive design"
+    )
 
 
 class StockProcess:
