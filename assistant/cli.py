@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="settings file (TOML)")
     parser.add_argument("--asr-model", help="CTranslate2 Whisper folder instead of the default")
     parser.add_argument("--llm-model", help="transformers folder or .gguf file for the LLM")
+    parser.add_argument(
+        "--llm-backend",
+        choices=["auto", "transformers", "llama.cpp", "openai"],
+        help="which engine answers (default: auto)",
+    )
+    parser.add_argument("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--llm-name", help="the model name the server serves")
+    parser.add_argument(
+        "--llm-path", choices=["auto", "fast", "stock"], help="transformers: lean step or stock"
+    )
     parser.add_argument("--voice", help="Piper voice .onnx file instead of the default")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
@@ -65,6 +75,14 @@ def load_config(args: argparse.Namespace) -> AssistantConfig:
         config.asr.model = args.asr_model
     if args.llm_model:
         config.llm.model = args.llm_model
+    if args.llm_backend:
+        config.llm.backend = args.llm_backend
+    if args.llm_url:
+        config.llm.url = args.llm_url
+    if args.llm_name:
+        config.llm.served_model = args.llm_name
+    if args.llm_path:
+        config.llm.path = args.llm_path
     if args.voice:
         config.tts.voice = args.voice
     if args.device:

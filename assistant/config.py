@@ -72,10 +72,24 @@ class AsrConfig:
 
 @dataclass
 class LlmConfig:
+    # "auto": the server at ``url`` when one is set, else the local transformers model;
+    # "llama.cpp" runs the GGUF file itself (needs llama-cpp-python); "openai": any
+    # OpenAI-compatible server (vLLM, Ollama, llama.cpp's server, transformers serve).
+    backend: Literal["auto", "transformers", "llama.cpp", "openai"] = "auto"
     model: str = (
         "default"  # "default" (embedded SmolLM2-135M), a transformers folder or a .gguf file
     )
     device: Device = "auto"
+    # transformers only. "fast": the lean one-token step (and int8 weights where the CPU
+    # has native bfloat16); "stock": transformers' own forward; "auto": fast where the
+    # model allows it, stock otherwise or if the fast path fails at run time.
+    path: Literal["auto", "fast", "stock"] = "auto"
+    # OpenAI-compatible server: base URL (e.g. http://127.0.0.1:8000/v1) and the served
+    # model name. The API key comes from VOICE_ASSISTANT_API_KEY or the OS keyring only.
+    url: str = ""
+    served_model: str = ""
+    request_timeout_s: float = 20.0  # no first token (or no next token) for this long fails
+    fallback_to_local: bool = False  # answer with the local model when the server fails
     system_prompt: str = (
         "You are a friendly voice assistant running on the user's own computer. "
         "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."

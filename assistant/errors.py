@@ -24,3 +24,7 @@ class ModelError(UserFacingError):
 
 class ConfigError(UserFacingError):
     """A setting has a value the assistant cannot use."""
+
+
+class LlmError(UserFacingError):
+    """The chat model could not answer: a server down, refusing or cut off mid-reply."""

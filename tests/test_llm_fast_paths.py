@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from assistant.config import LlmConfig
-from assistant.int8_weights import Int8Linear, quantize_linears
-from assistant.llm import ChatModel
+from assistant.llm.int8_weights import Int8Linear, quantize_linears
+from assistant.llm.transformers_chat import TransformersChat
 from assistant.model_store import ModelStore
 
 
@@ -27,7 +27,7 @@ def test_int8_linear_matches_the_float_layer():
 def test_int8_model_makes_the_float_models_choices():
     """Teacher-forced over a real reply, int8 SmolLM2 picks the float model's next token."""
     config = LlmConfig(quantize="none", max_new_tokens=32)
-    chat = ChatModel(config, ModelStore())
+    chat = TransformersChat(config, ModelStore())
     assert chat.precision == "float32"
     prompt = chat.prompt_ids("Why do cats purr?")
     chat.reply("Why do cats purr?", lambda _text: None)
@@ -94,7 +94,7 @@ def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
 def test_long_history_decodes_with_grouped_attention(engines, monkeypatch):
     """One token attending to a long cache takes the grouped path (the CPU flash kernel
     is ~8x slower there) and gives the stock kernel's next-token logits."""
-    from assistant import decode_attention
+    from assistant.llm import decode_attention
 
     chat = engines.chat
     model = chat.model

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from assistant.llm import resolve_weights
+from assistant.llm.transformers_chat import resolve_weights
 from assistant.model_store import ModelStore
 from assistant.tts.vits_split import split_voice
 

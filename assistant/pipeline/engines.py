@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from assistant.asr import WhisperRecognizer
 from assistant.compute import one_blas_thread
 from assistant.config import AssistantConfig
-from assistant.llm import ChatModel
+from assistant.llm import ChatBackend, create_chat
 from assistant.model_store import ModelStore
 from assistant.tts import TtsEngine, create_engine
 
@@ -16,7 +16,7 @@ from assistant.tts import TtsEngine, create_engine
 @dataclass
 class Engines:
     recognizer: WhisperRecognizer
-    chat: ChatModel
+    chat: ChatBackend
     tts: TtsEngine
 
 
@@ -31,7 +31,7 @@ def load_engines(
     progress("loading speech recognition")
     recognizer = WhisperRecognizer(store.whisper_dir(config.asr.model), config.asr)
     progress("loading the language model")
-    chat = ChatModel(config.llm, store)
+    chat = create_chat(config.llm, store)
     progress("loading the voice")
     tts = create_engine(config.tts, store)
     engines = Engines(recognizer, chat, tts)

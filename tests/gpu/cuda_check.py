@@ -130,10 +130,12 @@ def check_llm(folder: Path) -> dict:
     import torch
 
     from assistant.config import LlmConfig
-    from assistant.llm import ChatModel
+    from assistant.llm.transformers_chat import TransformersChat
     from assistant.model_store import ModelStore
 
-    chat = ChatModel(LlmConfig(model=str(folder), device="auto", max_new_tokens=24), ModelStore())
+    chat = TransformersChat(
+        LlmConfig(model=str(folder), device="auto", max_new_tokens=24), ModelStore()
+    )
     result = {
         "device": chat.device,
         "precision": chat.precision,

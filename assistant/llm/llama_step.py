@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
-from assistant.decode_attention import grouped_attention
-from assistant.int8_weights import Int8Linear
+from assistant.llm.decode_attention import grouped_attention
+from assistant.llm.int8_weights import Int8Linear
 
 
 @dataclass(frozen=True)

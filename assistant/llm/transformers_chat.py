@@ -7,46 +7,19 @@ cache and later starts memory-map that (well under a second).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant import decode_attention
 from assistant.compute import torch_compute
 from assistant.config import LlmConfig
 from assistant.errors import ConfigError, ModelError
+from assistant.llm import decode_attention
+from assistant.llm.base import ChatBackend
+from assistant.llm.prompt_cache import PromptCache
 from assistant.model_store import ModelStore
-from assistant.prompt_cache import PromptCache
 
 
-@dataclass
-class Conversation:
-    """System prompt plus alternating turns, trimmed oldest-first to a token budget."""
-
-    system_prompt: str
-    turns: list[dict[str, str]] = field(default_factory=list)
-
-    def messages(self, user_text: str | None = None) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.system_prompt}, *self.turns]
-        if user_text is not None:
-            msgs.append({"role": "user", "content": user_text})
-        return msgs
-
-    def add(self, user_text: str, reply: str) -> None:
-        self.turns += [
-            {"role": "user", "content": user_text},
-            {"role": "assistant", "content": reply},
-        ]
-
-    def clear(self) -> None:
-        self.turns.clear()
-
-    def forget_last(self) -> None:
-        del self.turns[-2:]
-
-
-class ChatModel:
+class TransformersChat(ChatBackend):
     """SmolLM2 (or another chat model) with its conversation and attention cache.
 
     Every torch call runs on one private thread. libgomp keeps a pool of worker threads
@@ -56,12 +29,14 @@ class ChatModel:
     decoding ran 1.6x slower (33 ms against 20 ms a token) until all work stayed on one.
     """
 
+    name = "transformers"
+
     def __init__(self, config: LlmConfig, store: ModelStore) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        super().__init__(config.system_prompt)
         self.config = config
         self._torch = ThreadPoolExecutor(1, thread_name_prefix="llm-torch")
-        self._lock = threading.Lock()  # one generation at a time
         self._on_torch(self._load, store)
 
     def _on_torch(self, fn, *args):
@@ -93,8 +68,8 @@ class ChatModel:
             raise ModelError(f"cannot load the LLM from {folder}: {exc}") from None
         self._step = None  # the lean one-token step, where the model allows it
         if int8:
-            from assistant.int8_weights import quantize_linears
-            from assistant.llama_step import LlamaStep
+            from assistant.llm.int8_weights import quantize_linears
+            from assistant.llm.llama_step import LlamaStep
 
             model = quantize_linears(model)
             if LlamaStep.supports(model):
@@ -111,19 +86,20 @@ class ChatModel:
         self._using = self._threads
         if not self.tokenizer.chat_template:
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")
-        self.conversation = Conversation(config.system_prompt)
         self._stop_ids = _stop_token_ids(self.model, self.tokenizer)
         self._cache = PromptCache(lambda: DynamicCache(config=self.model.config))
+
+    def describe(self) -> str:
+        path = "lean step" if self._step is not None else "stock forward"
+        return f"transformers {self.precision} ({path}) on {self.device}"
+
+    def close(self) -> None:
+        self._torch.shutdown(wait=False)
 
     @property
     def precision(self) -> str:
         """What the weights are stored as, for reports: int8, float32, float16."""
         return "int8" if self.quantized else str(self.model.dtype).removeprefix("torch.")
-
-    def forget_last(self) -> None:
-        """Drop the last exchange (a reply that was only ever speculative)."""
-        with self._lock:
-            self.conversation.forget_last()
 
     def prompt_ids(self, user_text: str) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest turns past the context budget."""
@@ -271,7 +247,7 @@ _NEXT_TURN_TOKENS = 160  # room kept for a question and the start of its reply
 
 
 def _wants_int8(setting: str) -> bool:
-    from assistant.int8_weights import int8_supported
+    from assistant.llm.int8_weights import int8_supported
 
     if setting == "none":
         return False
