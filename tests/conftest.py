@@ -65,6 +65,19 @@ def engines():
     return load_engines(AssistantConfig())
 
 
+@pytest.fixture(autouse=True)
+def _default_settings(request):
+    """A test that runs an Assistant with its own settings hands them to the shared
+    engines (``Engines.adopt``); the next test starts from the defaults again."""
+    yield
+    if "engines" in request.fixturenames:
+        from assistant.config import AssistantConfig
+
+        engines = request.getfixturevalue("engines")
+        engines.adopt(AssistantConfig())
+        engines.chat.conversation.clear()
+
+
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("speech")

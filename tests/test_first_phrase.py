@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assistant.pipeline.voicing import phrase_audio
+from assistant.pipeline.handlers.voicing import phrase_audio
 
 LOUD = 10 ** (-50 / 20)
 

@@ -243,10 +243,8 @@ def test_barge_in_stops_playback_and_answers_the_new_question(
 
 def test_no_input_device_keeps_running(fresh_engines, live_config, monkeypatch):
     # A short reply is enough here (the engines are shared with the story-telling test).
-    monkeypatch.setattr(fresh_engines.chat.config, "max_new_tokens", 32)
-    monkeypatch.setattr(
-        fresh_engines.chat.conversation, "system_prompt", AssistantConfig().llm.system_prompt
-    )
+    monkeypatch.setattr(live_config.llm, "max_new_tokens", 32)
+    monkeypatch.setattr(live_config.llm, "system_prompt", AssistantConfig().llm.system_prompt)
     log = EventLog()
     sink = FileSink()
     assistant = Assistant(

@@ -17,7 +17,9 @@ from assistant.events import (
     ReplyToken,
 )
 from assistant.pipeline import Assistant
+from assistant.pipeline.handlers.recognition import Recognition
 from assistant.pipeline.items import Heard
+from assistant.pipeline.stage import StageContext
 from assistant.session import TurnLog
 
 
@@ -107,19 +109,17 @@ def test_partial_transcripts_arrive_while_the_user_speaks(engines, speech_dir):
 
 def test_a_partial_transcript_gives_way_to_the_final_one(engines, speech_dir):
     audio = read_audio(speak("How far away is the moon from the earth?", speech_dir / "gw.wav"))
-    source = FileSource(audio=audio, realtime=True)
-    assistant = Assistant(
-        AssistantConfig(), engines, source, FileSink(sample_rate=22050), partial_every_s=1.0
-    )
+    ctx = StageContext(AssistantConfig())
     events = []
-    assistant.subscribe(events.append)
-    ticket = assistant.clock.begin()
+    ctx.subscribe(events.append)
+    recognition = Recognition(ctx, engines.recognizer)
+    ticket = ctx.new_turn("test")
     engines.recognizer.model._last = None
-    assistant._partial(Heard(ticket, audio, final=False))  # nothing queued behind it
-    assert [e.text for e in events if isinstance(e, PartialTranscript)], events
+    assert list(recognition.process(Heard(ticket, audio, final=False))) == []
+    assert [e.text for e in events if isinstance(e, PartialTranscript)], events  # nothing queued
     events.clear()
     engines.recognizer.model._last = None
-    assistant._heard.put(Heard(ticket, audio, final=True))  # speech ended meanwhile
-    assistant._partial(Heard(ticket, audio, final=False))
-    assert events == [] and assistant._heard.qsize() == 1
+    recognition.waiting = lambda: True  # speech ended meanwhile: the final audio is queued
+    assert list(recognition.process(Heard(ticket, audio, final=False))) == []
+    assert events == []
     assert engines.recognizer.model._last is None, "the encoder ran for a dropped caption"

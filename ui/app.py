@@ -24,8 +24,8 @@ from assistant.audio.sources import AudioSource, MicrophoneSource
 from assistant.config import AssistantConfig
 from assistant.errors import UserFacingError
 from assistant.events import State
+from assistant.pipeline import Assistant
 from assistant.pipeline.engines import Engines, load_engines
-from assistant.pipeline.runner import Assistant
 from ui.loader import EngineLoader, LoadFunction
 from ui.main_window import MainWindow
 

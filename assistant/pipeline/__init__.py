@@ -1,6 +1,6 @@
-"""The running assistant: stage workers joined by queues, with turns and cancellation."""
+"""The running assistant: stage handlers on their own threads, joined by queues."""
 
 from assistant.pipeline.engines import Engines, load_engines
-from assistant.pipeline.runner import Assistant
+from assistant.pipeline.modes.assistant import Assistant
 
 __all__ = ["Assistant", "Engines", "load_engines"]

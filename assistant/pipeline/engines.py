@@ -8,9 +8,17 @@ from dataclasses import dataclass
 from assistant.asr import WhisperRecognizer
 from assistant.compute import one_blas_thread
 from assistant.config import AssistantConfig
+from assistant.errors import ConfigError
 from assistant.llm import ChatBackend, create_chat
 from assistant.model_store import ModelStore
 from assistant.tts import TtsEngine, create_engine
+
+# Settings read only while loading: changing them needs the engines loaded again.
+_LOAD_TIME = {
+    "asr": ("model", "device", "compute_type", "cpu_threads", "language"),
+    "llm": ("backend", "model", "device", "path", "quantize", "threads", "url", "served_model"),
+    "tts": ("engine", "voice", "speed"),
+}
 
 
 @dataclass
@@ -18,6 +26,26 @@ class Engines:
     recognizer: WhisperRecognizer
     chat: ChatBackend
     tts: TtsEngine
+    config: AssistantConfig | None = None  # what they were loaded with
+
+    def adopt(self, config: AssistantConfig) -> None:
+        """Make ``config`` the one settings object every engine reads from now on, so a
+        setting changed there (a system prompt, a token limit) reaches the loaded models.
+        Settings that only act while loading must match what was loaded."""
+        loaded = self.config
+        if loaded is not None and loaded is not config:
+            for section, names in _LOAD_TIME.items():
+                old, new = getattr(loaded, section), getattr(config, section)
+                for name in names:
+                    if getattr(old, name) != getattr(new, name):
+                        raise ConfigError(
+                            f"{section}.{name} = {getattr(new, name)!r} differs from the "
+                            f"loaded {getattr(old, name)!r}: load the engines again"
+                        )
+        self.recognizer.config = config.asr
+        self.chat.config = config.llm
+        self.chat.conversation.system_prompt = config.llm.system_prompt
+        self.config = config
 
 
 def load_engines(
@@ -34,7 +62,7 @@ def load_engines(
     chat = create_chat(config.llm, store)
     progress("loading the voice")
     tts = create_engine(config.tts, store)
-    engines = Engines(recognizer, chat, tts)
+    engines = Engines(recognizer, chat, tts, config)
     progress("warming up")
     warm_up(engines)
     return_freed_memory()

@@ -6,7 +6,6 @@ from a turn that has since been cancelled without being told.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +35,7 @@ class Ask:
 class Phrase:
     ticket: Ticket
     text: str | None  # None marks the end of the reply
-    # Set once the phrase has audio (or is dropped); only the reply's first phrase has one.
-    voiced: threading.Event | None = None
+    first: bool = False  # the reply's first phrase: its quiet start is trimmed
 
 
 @dataclass(frozen=True)

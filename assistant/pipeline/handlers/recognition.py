@@ -1,0 +1,65 @@
+"""Speech to text: audio of a turn in, the user's words out (as a question to answer).
+
+A partial transcript (a live caption) gives way to anything queued behind it and to a
+newer turn: the final transcript must not wait for a caption nobody will read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from assistant.asr import Abandoned
+from assistant.events import FinalTranscript, NothingHeard, PartialTranscript
+from assistant.pipeline.items import Ask, Heard
+from assistant.pipeline.stage import Handler, StageContext
+from assistant.turn_end import reads_finished
+
+
+class Recognition(Handler):
+    name = "asr"
+
+    def __init__(self, ctx: StageContext, recognizer) -> None:
+        super().__init__(ctx)
+        self._recognizer = recognizer
+
+    def process(self, item: Heard) -> Iterator[Ask]:
+        if not item.final:
+            if not self.waiting():
+                self._partial(item)
+            return
+        ctx, ticket = self.ctx, item.ticket
+        ctx.mark(ticket, "asr_start")
+        try:
+            transcript = self._recognizer.transcribe(
+                item.audio, abandoned=ctx.stale(ticket), speech_known=item.voiced
+            )
+        except Abandoned:
+            return
+        except Exception as exc:
+            ctx.fail("asr", ticket, exc, finishes=True)
+            return
+        ctx.mark(ticket, "asr_end")
+        if not transcript.text:
+            ctx.publish(ticket, NothingHeard(ticket.turn, "no words recognised"), finishes=True)
+            return
+        ctx.publish(ticket, FinalTranscript(ticket.turn, transcript.text, transcript.language))
+        if ctx.turns.is_current(ticket):
+            yield Ask(ticket, transcript.text)
+            if ctx.config.vad.finished_silence_ms and reads_finished(transcript.text):
+                ctx.turns.transcript_finished(ticket)
+
+    def _superseded(self, item: Heard):
+        return lambda: not self.ctx.turns.is_current(item.ticket) or self.waiting()
+
+    def _partial(self, item: Heard) -> None:
+        try:
+            transcript = self._recognizer.transcribe(
+                item.audio, abandoned=self._superseded(item), speech_known=item.voiced
+            )
+        except Abandoned:
+            return
+        except Exception as exc:
+            self.ctx.fail("asr", item.ticket, exc)
+            return
+        if transcript.text and self.ctx.turns.is_current(item.ticket):
+            self.ctx.emit(PartialTranscript(item.ticket.turn, transcript.text))

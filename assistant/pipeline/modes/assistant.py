@@ -1,0 +1,105 @@
+"""The voice assistant: microphone -> VAD -> Whisper -> chat backend -> voice -> speaker.
+
+This mode is a composition of stage handlers plus the controls the window and the
+terminal drive it with (push-to-talk, listening mode, a typed question, Stop).
+"""
+
+from __future__ import annotations
+
+from assistant.audio.sinks import AudioSink
+from assistant.audio.sources import AudioSource
+from assistant.config import AssistantConfig
+from assistant.events import EventHandler, FinalTranscript, State, StateChanged
+from assistant.pipeline.engines import Engines
+from assistant.pipeline.handlers.endpointing import Endpointing, VadModel
+from assistant.pipeline.handlers.playback import Playback
+from assistant.pipeline.handlers.recognition import Recognition
+from assistant.pipeline.handlers.replying import Replying
+from assistant.pipeline.handlers.voicing import Voicing
+from assistant.pipeline.items import Ask
+from assistant.pipeline.runner import Runner
+from assistant.pipeline.stage import StageContext
+
+LISTENING_MODES = ("hands-free", "push-to-talk")
+
+
+class Assistant:
+    def __init__(
+        self,
+        config: AssistantConfig,
+        engines: Engines,
+        source: AudioSource,
+        sink: AudioSink,
+        *,
+        partial_every_s: float = 0.0,
+        vad: VadModel | None = None,
+    ) -> None:
+        if vad is None:
+            from assistant.vad import SileroVad
+
+            vad = SileroVad()
+        engines.adopt(config)
+        self.config = config
+        self.engines = engines
+        self.ctx = StageContext(config)
+        self._endpointing = Endpointing(self.ctx, vad, partial_every_s=partial_every_s)
+        self.runner = Runner(
+            self.ctx,
+            source,
+            [
+                self._endpointing,
+                Recognition(self.ctx, engines.recognizer),
+                Replying(self.ctx, engines.chat),
+                Voicing(self.ctx, engines.tts),
+                Playback(self.ctx, sink),
+            ],
+        )
+
+    @property
+    def clock(self):
+        return self.ctx.turns.clock
+
+    @property
+    def timer(self):
+        return self.ctx.timer
+
+    @property
+    def busy(self) -> bool:
+        return self.ctx.turns.busy
+
+    def subscribe(self, handler: EventHandler) -> None:
+        self.ctx.subscribe(handler)
+
+    def unsubscribe(self, handler: EventHandler) -> None:
+        self.ctx.unsubscribe(handler)
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def shutdown(self, timeout: float = 10.0) -> list[str]:
+        return self.runner.shutdown(timeout)
+
+    def push_to_talk(self, down: bool) -> None:
+        """Press or release the talk button; applied at the audio captured at this instant."""
+        self._endpointing.control("ptt", down)
+
+    def set_mode(self, mode: str) -> None:
+        """Switch to "hands-free" or "push-to-talk" while running."""
+        if mode not in LISTENING_MODES:
+            raise ValueError(f"unknown listening mode {mode!r}")
+        self._endpointing.control("mode", mode)
+
+    def ask(self, text: str) -> int:
+        """Answer typed text as if it had been spoken; returns the new turn."""
+        ctx = self.ctx
+        ticket = ctx.new_turn("barge-in")
+        ctx.confirm(ticket)
+        ctx.emit(FinalTranscript(ticket.turn, text, self.config.asr.language or ""))
+        ctx.emit(StateChanged(ticket.turn, State.THINKING))
+        self.runner.put("llm", Ask(ticket, text))
+        return ticket.turn
+
+    def stop_speaking(self) -> None:
+        """Drop the current reply (LLM, TTS and playback) at once."""
+        ticket = self.ctx.new_turn("stop")
+        self.ctx.emit(StateChanged(ticket.turn, State.LISTENING))
