@@ -45,6 +45,27 @@ class Transcript:
 SAMPLE_RATE = 16000
 
 
+@dataclass(frozen=True)
+class FileDecoding:
+    """How a recording is decoded (``WhisperRecognizer.transcribe_file``).
+
+    Nobody waits on a file word by word, so it gets faster-whisper's own accuracy defaults
+    where live turns trade them for latency: a beam of 5 instead of greedy decoding,
+    Whisper's full 30 s window (the one it was trained on, and the one its timestamps
+    need), a retry at higher temperatures when a segment loops or reads as unlikely, the
+    previous segment's text as context, and faster-whisper's Silero pass with its default
+    options, which skips silence and cuts long recordings at pauses.
+    """
+
+    beam_size: int = 5
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    condition_on_previous_text: bool = True
+    vad_filter: bool = True
+
+
+FILE_DECODING = FileDecoding()
+
+
 def contains_speech(audio: np.ndarray) -> bool:
     """Whether Silero VAD finds any speech: Whisper turns silence into "you" or "Thank you"."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -338,6 +359,26 @@ class WhisperRecognizer:
             self.model.window_frames = None
             self.model.abandoned = None
 
+    def transcribe_file(
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None = None,
+        task: str | None = None,
+        decoding: FileDecoding = FILE_DECODING,
+    ) -> Transcript:
+        """Decode a whole recording (mono 16 kHz float32) for accuracy, with timestamps.
+
+        ``asr.beam_size`` and ``asr.window`` are the live path's; a file takes
+        ``decoding`` and always the full window, whatever the recogniser was loaded for.
+        """
+        language = check_language(language) or self.language
+        self.model.window_frames = None
+        result, _ = self._transcribe(
+            audio, language, task, decoding.vad_filter, True, None, decoding
+        )
+        return result
+
     def warm_up(self) -> None:
         """Run the encoder and decoder once (silence never reaches them in transcribe)."""
         self.model.window_frames = self._window_frames(1.0)
@@ -365,10 +406,32 @@ class WhisperRecognizer:
         return fit_window(duration_s) if window == "fit" else None
 
     def _transcribe(
-        self, audio, language, task, vad_filter, timestamps, frames
+        self,
+        audio,
+        language,
+        task,
+        vad_filter,
+        timestamps,
+        frames,
+        file_decoding: FileDecoding | None = None,
     ) -> tuple[Transcript, bool]:
-        """The transcript, and whether Whisper looped somewhere (those segments dropped)."""
+        """The transcript, and whether Whisper looped somewhere (those segments dropped).
+
+        ``file_decoding``: a recording's options; None decodes as a live turn.
+        """
         cfg = self.config
+        if file_decoding is not None:
+            decoding = {
+                "beam_size": file_decoding.beam_size,
+                "temperature": list(file_decoding.temperature),
+                "condition_on_previous_text": file_decoding.condition_on_previous_text,
+            }
+        else:
+            decoding = {
+                "beam_size": cfg.beam_size,
+                "temperature": 0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
+                "condition_on_previous_text": False,
+            }
         duration_s = audio.size / SAMPLE_RATE
         if frames is not None:
             # Real silence after the speech, not faster-whisper's zero features: the model
@@ -386,14 +449,12 @@ class WhisperRecognizer:
             audio,
             language=language,
             task=task or cfg.task,
-            beam_size=cfg.beam_size,
             vad_filter=vad_filter,
-            condition_on_previous_text=False,
             without_timestamps=not timestamps,
             no_speech_threshold=cfg.no_speech_threshold,
             log_prob_threshold=cfg.log_prob_threshold,
             compression_ratio_threshold=cfg.compression_ratio_threshold,
-            temperature=0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
+            **decoding,
             # A short window can make Whisper loop until the token cap, ~9 ms a token here;
             # speech runs well under 8 tokens a second, so the cap follows the speech.
             max_new_tokens=None if frames is None else 16 + 8 * math.ceil(duration_s),

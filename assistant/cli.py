@@ -11,9 +11,11 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.config import AssistantConfig
+from assistant.display import HEADLESS_HINT
 from assistant.errors import UserFacingError
 
 EXIT_USER_ERROR = 2
@@ -69,28 +71,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options that set a setting: (attribute in args, section, key).
+_OVERRIDES = (
+    ("asr_model", "asr", "model"),
+    ("llm_model", "llm", "model"),
+    ("llm_backend", "llm", "backend"),
+    ("llm_url", "llm", "url"),
+    ("llm_name", "llm", "served_model"),
+    ("llm_path", "llm", "path"),
+    ("voice", "tts", "voice"),
+    ("device", "asr", "device"),
+    ("device", "llm", "device"),
+)
+
+
 def load_config(args: argparse.Namespace) -> AssistantConfig:
+    """The config file with the options on top, each checked like a file's value."""
     config = AssistantConfig.load(args.config)
-    if args.asr_model:
-        config.asr.model = args.asr_model
-    if args.llm_model:
-        config.llm.model = args.llm_model
-    if args.llm_backend:
-        config.llm.backend = args.llm_backend
-    if args.llm_url:
-        config.llm.url = args.llm_url
-    if args.llm_name:
-        config.llm.served_model = args.llm_name
-    if args.llm_path:
-        config.llm.path = args.llm_path
-    if args.voice:
-        config.tts.voice = args.voice
-    if args.device:
-        config.asr.device = config.llm.device = args.device
+    for attr, section, key in _OVERRIDES:
+        value = getattr(args, attr)
+        if value:
+            config.update({section: {key: value}}, source=f"--{attr.replace('_', '-')}")
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, open_window: Callable[[AssistantConfig], int] | None = None
+) -> int:
+    """Run one command; with none, ``open_window(config)``.
+
+    The window is passed in by the entry point (``ui.launcher``) so that the engine
+    never imports the UI or Qt, and the headless commands run where neither is installed.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -99,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the assistant never reaches a model hub
     try:
         config = load_config(args)
-        return _dispatch(args, config)
+        if args.command is None:
+            return _window(open_window, config)
+        module = importlib.import_module(f"assistant.commands.{args.command.replace('-', '_')}")
+        return module.run(args, config)
     except UserFacingError as exc:
         print(f"voice-assistant: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -107,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace, config: AssistantConfig) -> int:
-    if args.command is None:
-        from assistant.commands import window
-
-        return window.run(config)
-    module = importlib.import_module(f"assistant.commands.{args.command.replace('-', '_')}")
-    return module.run(args, config)
+def _window(open_window: Callable[[AssistantConfig], int] | None, config: AssistantConfig) -> int:
+    if open_window is None:
+        print(
+            "voice-assistant: no desktop window from this entry point; "
+            "run 'voice-assistant' or 'python -m ui' for it.\n" + HEADLESS_HINT,
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    return open_window(config)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,24 @@
 
 One dataclass per stage keeps each worker's knobs next to each other and lets the CLI
 and the window override single fields without knowing the rest.
+
+Every value is checked where it enters (a file, a command-line option, ``validate`` for a
+config built in code) against its field's annotation and the limits declared next to it,
+so a typo or a wrong type is one line naming the setting, not a silently ignored value or
+a traceback from a worker thread minutes later.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import math
 import os
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,33 +31,109 @@ from assistant.errors import ConfigError
 APP_NAME = "voice-assistant"
 
 Device = Literal["auto", "cpu", "cuda"]
+# CTranslate2's compute types, and "auto": float16 on CUDA, int8 on CPU.
+WhisperCompute = Literal[
+    "auto",
+    "default",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a numeric setting must keep; None leaves that side open."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def admits(self, value: float) -> bool:
+        return not (
+            (self.ge is not None and not value >= self.ge)
+            or (self.gt is not None and not value > self.gt)
+            or (self.le is not None and not value <= self.le)
+            or (self.lt is not None and not value < self.lt)
+        )
+
+    def describe(self) -> str:
+        if self.ge is not None and self.le is not None:
+            return f"from {_num(self.ge)} to {_num(self.le)}"
+        parts = [
+            f"{op} {_num(bound)}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        return " and ".join(parts)
+
+
+def limits(**bounds: float) -> dict[str, Limits]:
+    """Field metadata for a numeric setting: ``field(default=..., metadata=limits(ge=0))``."""
+    return {"limits": Limits(**bounds)}
+
+
+def rule(check: Callable[[Any], bool], expects: str) -> dict[str, Any]:
+    """Field metadata for a value the annotation alone cannot pin down."""
+    return {"check": check, "expects": expects}
+
+
+def _http_url(url: str) -> bool:
+    return url == "" or url.startswith(("http://", "https://"))
+
+
+def _language(code: str | None) -> bool:
+    if code in (None, "", "auto"):
+        return True
+    from assistant.asr import language_codes  # faster-whisper's list, only when one is set
+
+    return code in language_codes()
+
+
+_DEVICE = {**limits(ge=0), "expects": "a device name or an index"}
 
 
 @dataclass
 class AudioConfig:
-    input_device: str | int | None = None  # None: the system default
-    output_device: str | int | None = None
-    sample_rate: int = 16000  # what VAD and ASR consume
-    block_ms: int = 32  # one Silero VAD window at 16 kHz
+    # None: the system default; a name (or part of one) or an index from `doctor`
+    input_device: str | int | None = field(default=None, metadata=_DEVICE)
+    output_device: str | int | None = field(default=None, metadata=_DEVICE)
+    # What VAD and ASR consume: Silero's windows and Whisper are both fixed at 16 kHz, and
+    # the microphone is resampled to this rate, so no other rate can work.
+    sample_rate: int = field(
+        default=16000,
+        metadata=rule(lambda rate: rate == 16000, "16000 (Silero VAD and Whisper take 16 kHz)"),
+    )
+    # One Silero VAD window at 16 kHz; a block past a second only delays every stage.
+    block_ms: int = field(default=32, metadata=limits(ge=1, le=1000))
 
 
 @dataclass
 class VadConfig:
     mode: Literal["hands-free", "push-to-talk"] = "hands-free"
-    threshold: float = 0.5
-    min_speech_ms: int = 200  # shorter bursts are noise, not a turn
-    end_silence_ms: int = 600  # silence that ends a turn
+    threshold: float = field(default=0.5, metadata=limits(gt=0, lt=1))  # speech probability
+    # shorter bursts are noise, not a turn
+    min_speech_ms: int = field(default=200, metadata=limits(ge=0))
+    end_silence_ms: int = field(default=600, metadata=limits(gt=0))  # silence that ends a turn
     # Silence that ends a turn once the speculative transcript reads as a finished sentence
     # (it ends in . ? or !); 0 always waits for end_silence_ms. Needs speculation on.
-    finished_silence_ms: int = 300
+    finished_silence_ms: int = field(default=300, metadata=limits(ge=0))
     # After this much silence the reply is prepared speculatively (transcribed, generated,
     # synthesised) while the end of the turn is confirmed; 0 turns it off. One VAD window:
     # a quiet window inside a word starts an attempt that speech then drops, and the
     # recogniser abandons it after its encoder pass, so it holds up the real one at most
     # that long (bench: 120 -> 64 ms saved ~40 ms voice-to-voice, 64 -> 32 another ~25).
-    speculate_after_ms: int = 32
-    pre_roll_ms: int = 500  # audio kept from before speech started, so the first syllable survives
-    max_utterance_s: float = 90.0  # a turn is cut here even if the user keeps talking
+    speculate_after_ms: int = field(default=32, metadata=limits(ge=0))
+    # audio kept from before speech started, so the first syllable survives
+    pre_roll_ms: int = field(default=500, metadata=limits(ge=0))
+    # a turn is cut here even if the user keeps talking
+    max_utterance_s: float = field(default=90.0, metadata=limits(gt=0))
     barge_in: bool = True  # speech while the assistant talks interrupts it
 
 
@@ -54,16 +141,23 @@ class VadConfig:
 class AsrConfig:
     model: str = "default"  # "default" (embedded Whisper base) or a CTranslate2 model folder
     device: Device = "auto"
-    compute_type: str = "auto"  # auto: float16 on CUDA, int8 on CPU
-    language: str | None = None  # None: detect
+    compute_type: WhisperCompute = "auto"  # auto: float16 on CUDA, int8 on CPU
+    language: str | None = field(  # None: detect
+        default=None,
+        metadata=rule(_language, "a Whisper language code such as en, fr, de, es, zh, or 'auto'"),
+    )
     task: Literal["transcribe", "translate"] = "transcribe"
-    beam_size: int = 1
+    # Live turns only; files decode with asr.FILE_DECODING (beam 5).
+    beam_size: int = field(default=1, metadata=limits(ge=1))
     # 0: with a fitted window on a CPU, decoding on 1 thread and encoding on up to 4 (a
     # second copy of the model, ~110 MB); else CTranslate2's default. N: N for both.
-    cpu_threads: int = 0
-    no_speech_threshold: float = 0.6
-    log_prob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
+    cpu_threads: int = field(default=0, metadata=limits(ge=0))
+    # Segments above this no-speech probability (and below log_prob_threshold) are silence.
+    no_speech_threshold: float = field(default=0.6, metadata=limits(ge=0, le=1))
+    log_prob_threshold: float = field(default=-1.0, metadata=limits(le=0))  # a log-probability
+    # Segments that compress better than this repeat themselves; at 1 or below, ordinary
+    # sentences would read as loops.
+    compression_ratio_threshold: float = field(default=2.4, metadata=limits(gt=1))
     # Encoder window for live turns. "fit": the utterance plus 2 s (at least 8 s) instead of
     # Whisper's fixed 30 s, ~3.5x faster on a CPU for a slightly higher word error rate;
     # "full": always 30 s; "auto": fit on the CPU, full on a GPU. Files always use 30 s.
@@ -80,27 +174,36 @@ class LlmConfig:
         "default"  # "default" (embedded SmolLM2-135M), a transformers folder or a .gguf file
     )
     device: Device = "auto"
-    # transformers only. "fast": the lean one-token step (and int8 weights where the CPU
-    # has native bfloat16); "stock": transformers' own forward; "auto": fast where the
-    # model allows it, stock otherwise or if the fast path fails at run time.
+    # transformers on the CPU. "fast": the lean one-token step for Llama-type models, on
+    # int8 weights where the CPU has native bfloat16 and float32 elsewhere, plus grouped
+    # attention for long caches; a model it cannot take is an error. "stock": transformers'
+    # own forward and sdpa attention, float32 unless quantize is "int8". "auto": fast where
+    # the model allows it, else stock. Either fast choice drops to stock for good (with a
+    # warning) if the lean step fails mid-reply. On CUDA only "auto" and "stock" (the same).
     path: Literal["auto", "fast", "stock"] = "auto"
     # OpenAI-compatible server: base URL (e.g. http://127.0.0.1:8000/v1) and the served
     # model name. The API key comes from VOICE_ASSISTANT_API_KEY or the OS keyring only.
-    url: str = ""
+    url: str = field(
+        default="", metadata=rule(_http_url, "'' or a URL starting with http:// or https://")
+    )
     served_model: str = ""
-    request_timeout_s: float = 20.0  # no first token (or no next token) for this long fails
+    # no first token (or no next token) for this long fails
+    request_timeout_s: float = field(default=20.0, metadata=limits(gt=0))
     fallback_to_local: bool = False  # answer with the local model when the server fails
     system_prompt: str = (
         "You are a friendly voice assistant running on the user's own computer. "
         "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
     )
-    max_new_tokens: int = 96
-    context_tokens: int = 1536  # prompt budget: the oldest turns are dropped past it
-    temperature: float = 0.0  # 0: greedy
-    threads: int = 0  # 0: torch default
+    max_new_tokens: int = field(default=96, metadata=limits(ge=1))
+    # Prompt budget: the oldest turns are dropped past it. It must hold the system prompt
+    # and a question, and more than one reply (see _RELATIONS).
+    context_tokens: int = field(default=1536, metadata=limits(ge=256))
+    temperature: float = field(default=0.0, metadata=limits(ge=0, le=2))  # 0: greedy
+    threads: int = field(default=0, metadata=limits(ge=0))  # 0: torch default
     # "auto": int8 weights with bfloat16 activations on CPUs that run them natively
     # (~2.6x faster decoding, the float model's next token >= 90% of the time), else
-    # float32; "none": never quantise.
+    # float32, and float32 when path is "stock"; "int8": always (an error on CPUs
+    # without native bfloat16); "none": never quantise.
     quantize: Literal["auto", "int8", "none"] = "auto"
 
 
@@ -108,13 +211,24 @@ class LlmConfig:
 class TtsConfig:
     engine: Literal["piper"] = "piper"
     voice: str = "default"  # "default" (embedded Piper joe) or a Piper .onnx file
-    speed: float = 1.0
-    min_phrase_chars: int = 24  # a clause shorter than this waits for more text
-    max_phrase_chars: int = 160  # longer text is cut at the last space
+    # Piper's rate; beyond these speech turns unintelligible.
+    speed: float = field(default=1.0, metadata=limits(ge=0.25, le=4))
+    # a clause shorter than this waits for more text
+    min_phrase_chars: int = field(default=24, metadata=limits(ge=0))
+    # longer text is cut at the last space; much shorter cuts every word or two
+    max_phrase_chars: int = field(default=160, metadata=limits(ge=10))
     # The reply's first phrase ends sooner, so the user hears it sooner: at any clause
     # break, before a word like "in" or "because" once 3 words precede it, or after this
     # many words. 0: it waits for a sentence end or a long clause like the others.
-    first_phrase_words: int = 8
+    first_phrase_words: int = field(default=8, metadata=limits(ge=0))
+
+
+# Settings bounded by another one: (setting, operator, other setting).
+_RELATIONS = (
+    ("llm.context_tokens", ">", "llm.max_new_tokens"),
+    ("tts.min_phrase_chars", "<=", "tts.max_phrase_chars"),
+)
+_OPERATORS = {">": lambda a, b: a > b, "<=": lambda a, b: a <= b}
 
 
 @dataclass
@@ -133,28 +247,200 @@ class AssistantConfig:
             if not path.exists():
                 return cls()
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            raw = Path(path).read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        return cls.from_dict(data)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save it as UTF-8"
+            ) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {_one_line(str(exc))}") from None
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AssistantConfig:
-        config = cls()
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> AssistantConfig:
+        """Settings from a TOML document's tables; ``source`` prefixes every error."""
+        return cls().update(data, source)
+
+    def update(self, data: dict[str, Any], source: str) -> AssistantConfig:
+        """Set ``{section: {key: value}}`` after checking each value; returns self.
+
+        Raises ``ConfigError`` (one line: ``source``, the setting, its value and what is
+        allowed) on the first problem.
+        """
+        sections = _sections()
         for section, values in data.items():
-            target = getattr(config, section, None)
-            if target is None or not dataclasses.is_dataclass(target):
-                raise ConfigError(f"unknown config section [{section}]")
+            if section not in sections:
+                raise ConfigError(_unknown_section(source, section, values))
             if not isinstance(values, dict):
-                raise ConfigError(f"config section [{section}] must be a table")
-            known = {f.name for f in dataclasses.fields(target)}
+                raise ConfigError(
+                    f"{source}: {section} = {_show(values)}: expected a table "
+                    f"([{section}] and its settings)"
+                )
+            target = getattr(self, section)
+            specs = _fields(type(target))
             for key, value in values.items():
-                if key not in known:
-                    raise ConfigError(f"unknown setting {section}.{key}")
-                setattr(target, key, value)
-        return config
+                if key not in specs:
+                    raise ConfigError(_unknown_key(source, section, key, value, specs))
+                setattr(target, key, _checked(source, f"{section}.{key}", specs[key], value))
+        self._check_relations(source)
+        return self
+
+    def validate(self, source: str = "config") -> AssistantConfig:
+        """Check every setting as ``load`` would, for a config built or changed in code;
+        returns self (ints in float settings become floats)."""
+        for section, cls in _sections().items():
+            target = getattr(self, section)
+            if not isinstance(target, cls):
+                raise ConfigError(
+                    f"{source}: {section} = {_show(target)}: expected a {cls.__name__}"
+                )
+            for key, spec in _fields(cls).items():
+                value = getattr(target, key)
+                setattr(target, key, _checked(source, f"{section}.{key}", spec, value))
+        self._check_relations(source)
+        return self
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name)
+
+    def _check_relations(self, source: str) -> None:
+        for key, op, other in _RELATIONS:
+            value, bound = self.get(key), self.get(other)
+            if not _OPERATORS[op](value, bound):
+                raise ConfigError(
+                    f"{source}: {key} = {_show(value)}: expected {op} {other} ({_show(bound)})"
+                )
+
+
+@dataclass(frozen=True)
+class _Field:
+    hint: Any  # the resolved annotation
+    limits: Limits | None
+    check: Callable[[Any], bool] | None
+    expects: str  # what is allowed, in words
+
+
+@functools.cache
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(AssistantConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(AssistantConfig)}
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, _Field]:
+    hints = typing.get_type_hints(cls)
+    specs = {}
+    for f in dataclasses.fields(cls):
+        bounds = f.metadata.get("limits")
+        expects = f.metadata.get("expects") or _describe(hints[f.name])
+        if bounds is not None:
+            expects = f"{expects} {bounds.describe()}"
+        specs[f.name] = _Field(hints[f.name], bounds, f.metadata.get("check"), expects)
+    return specs
+
+
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(_show(choice) for choice in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint) if arg is not type(None))
+    return _WORDS[hint]
+
+
+_MISSING = object()
+
+
+def _conform(hint: Any, value: Any) -> Any:
+    """``value`` as the annotation wants it (an int for a float becomes a float), or
+    _MISSING. bool is an int to Python, never to a setting."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        return value if any(type(value) is type(c) and value == c for c in choices) else _MISSING
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            conformed = _conform(arg, value)
+            if conformed is not _MISSING:
+                return conformed
+        return _MISSING
+    if hint is type(None):
+        return value if value is None else _MISSING
+    if isinstance(value, bool):
+        return value if hint is bool else _MISSING
+    if hint is float and isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else _MISSING
+    return value if isinstance(value, hint) else _MISSING
+
+
+def _checked(source: str, key: str, spec: _Field, value: Any) -> Any:
+    conformed = _conform(spec.hint, value)
+    if (
+        conformed is _MISSING
+        or (
+            spec.limits is not None
+            and isinstance(conformed, int | float)
+            and not spec.limits.admits(conformed)
+        )
+        or (spec.check is not None and not spec.check(conformed))
+    ):
+        raise ConfigError(f"{source}: {key} = {_show(value)}: expected {spec.expects}")
+    return conformed
+
+
+def _unknown_section(source: str, name: str, value: Any) -> str:
+    sections = list(_sections())
+    if not isinstance(value, dict):  # a setting outside any table
+        owners = [s for s in sections if name in _fields(_sections()[s])]
+        where = (
+            f"did you mean {owners[0]}.{name} (under [{owners[0]}])?"
+            if owners
+            else "settings go in a table: " + ", ".join(f"[{s}]" for s in sections)
+        )
+        return f"{source}: {name} = {_show(value)}: unknown setting; {where}"
+    close = difflib.get_close_matches(name, sections, n=1)
+    hint = (
+        f"did you mean [{close[0]}]?"
+        if close
+        else "tables: " + ", ".join(f"[{s}]" for s in sections)
+    )
+    return f"{source}: [{name}]: unknown table; {hint}"
+
+
+def _unknown_key(source: str, section: str, key: str, value: Any, specs: dict) -> str:
+    close = difflib.get_close_matches(key, list(specs), n=1, cutoff=0.6)
+    hint = (
+        f"did you mean {section}.{close[0]}?" if close else f"[{section}] has: " + ", ".join(specs)
+    )
+    return f"{source}: unknown setting {section}.{key} = {_show(value)}; {hint}"
+
+
+def _show(value: Any) -> str:
+    """A value as one short line, written as in TOML where they differ."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _num(bound: float) -> str:
+    return f"{bound:g}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def default_config_path() -> Path:

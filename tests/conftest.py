@@ -46,6 +46,38 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
+_MODEL_FIXTURES = {"engines", "fresh_engines"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that takes the loaded default models is slow, whether or not it says so."""
+    for item in items:
+        if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_load_no_model(request, monkeypatch):
+    """Keeps the ``slow`` marker truthful: a test without it that loads a speech,
+    language or voice model fails and says to mark it. (A load that fails on a bad
+    file is fast, and allowed.)"""
+    if request.node.get_closest_marker("slow"):
+        return
+    from assistant.asr import WhisperRecognizer
+    from assistant.llm.transformers_chat import TransformersChat
+    from assistant.tts.piper_engine import PiperEngine
+
+    def refusing(original):
+        def init(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            raise AssertionError(f"{request.node.nodeid} loads a model: mark it slow")
+
+        return init
+
+    for engine in (WhisperRecognizer, TransformersChat, PiperEngine):
+        monkeypatch.setattr(engine, "__init__", refusing(engine.__init__))
+
+
 @pytest.fixture(scope="session")
 def pulse() -> audio_env.PulseAudio:
     """The test PulseAudio server: app_out (default sink) and mic_feed (its monitor is the

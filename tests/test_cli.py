@@ -28,6 +28,7 @@ def question(speech_dir):
     return speak("What is the capital of France?", speech_dir / "cli-question.wav")
 
 
+@pytest.mark.slow
 def test_transcribe_json(question):
     result = cli("transcribe", str(question), "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -37,12 +38,14 @@ def test_transcribe_json(question):
     assert data["segments"] and data["segments"][0]["end"] > data["segments"][0]["start"]
 
 
+@pytest.mark.slow
 def test_transcribe_srt_and_language(question, capsys):
     assert main(["transcribe", str(question), "--format", "srt", "--language", "en"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("1\n00:00:0") and "-->" in out and "capital" in out
 
 
+@pytest.mark.slow
 def test_chat_json_runs_one_full_turn(question, tmp_path):
     reply = tmp_path / "reply.wav"
     result = cli("chat", "--input", str(question), "--output", str(reply), "--json")
@@ -61,6 +64,7 @@ def test_chat_json_runs_one_full_turn(question, tmp_path):
     assert audio.size / rate > 0.5 and np.abs(audio).max() > 0.05
 
 
+@pytest.mark.slow
 def test_say_writes_speech(tmp_path, capsys):
     out = tmp_path / "say.wav"
     assert main(["say", "Good morning, how can I help?", "--output", str(out)]) == 0
@@ -90,6 +94,7 @@ def test_unknown_language_code(question, capsys):
     assert "unknown language code 'klingon'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_chat_on_silence_says_no_speech(tmp_path, capsys):
     silence = _wav(tmp_path / "silence.wav", 16000 * 2)
     assert main(["chat", "--input", str(silence), "--output", str(tmp_path / "o.wav")]) == 2
@@ -101,7 +106,11 @@ def test_window_without_display_names_the_headless_commands(monkeypatch):
     for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         env.pop(key, None)
     result = subprocess.run(
-        [sys.executable, "-m", "assistant"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "ui"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "no display found" in result.stderr and "voice-assistant listen" in result.stderr

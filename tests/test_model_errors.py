@@ -31,6 +31,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_intact_copy_loads(voice_copy, tmp_path, capsys):
     code, err = run_cli(capsys, "say", "Hello there.", "--output", str(tmp_path / "hi.wav"))
     assert code == 0, err

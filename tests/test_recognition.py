@@ -227,6 +227,7 @@ class _Spy:
         return counted
 
 
+@pytest.mark.slow
 def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypatch):
     """The driver reports a GPU but CUDA cannot run (here: no GPU behind it at all; in the
     field: CUDA 13 without CTranslate2's CUDA 12 libraries). "auto" hears on the CPU and
@@ -249,6 +250,7 @@ def test_a_gpu_ctranslate2_cannot_use_falls_back_to_the_cpu(speech_dir, monkeypa
     check_runs(recognizer.model)  # the GPU's load-time check, run where it can run here
 
 
+@pytest.mark.slow
 def test_a_compute_type_the_cpu_cannot_run_is_a_setting_error_not_a_bad_model():
     import ctranslate2
 

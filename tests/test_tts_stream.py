@@ -102,6 +102,7 @@ def test_a_broken_or_unwritable_split_cache_never_silences_the_voice(tmp_path):
     assert audio.size > 0.2 * voice.config.sample_rate
 
 
+@pytest.mark.slow
 def test_the_voice_gain_is_measured_once_and_kept(tmp_path, monkeypatch):
     """The calibration sentence is synthesised at the first start only; a damaged record
     is measured again, and the gain is the same either way."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from assistant.commands.window import has_display
+from assistant.display import has_display
 from assistant.errors import ModelError
 from assistant.model_store import ModelStore
 

@@ -1,20 +1,20 @@
+"""``voice-assistant transcribe FILE``: a recording's transcript, as text, JSON or subtitles."""
+
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from assistant.asr import Segment, WhisperRecognizer, check_language
 from assistant.audio import read_audio
+from assistant.config import AssistantConfig
 from assistant.model_store import ModelStore
 
 
 def run(args, config) -> int:
     language = check_language(args.language)  # fail on a bad code before loading anything
     audio = read_audio(args.file)
-    config.asr.window = "full"  # a file is not waited on: take Whisper's most accurate window
-    recognizer = WhisperRecognizer(ModelStore().whisper_dir(config.asr.model), config.asr)
-    result = recognizer.transcribe(
-        audio, language=language, task=args.task, vad_filter=True, timestamps=True
-    )
+    result = file_recognizer(config).transcribe_file(audio, language=language, task=args.task)
     if args.format == "json":
         print(
             json.dumps(
@@ -38,6 +38,14 @@ def run(args, config) -> int:
     else:
         print(result.text)
     return 0
+
+
+def file_recognizer(config: AssistantConfig) -> WhisperRecognizer:
+    """Whisper loaded for recordings: ``transcribe_file`` on it decodes for accuracy (see
+    asr.FILE_DECODING). Loaded for the full window, the CPU's threads go to both encoder
+    and decoder rather than to the live path's one-thread decoder."""
+    asr = dataclasses.replace(config.asr, window="full")
+    return WhisperRecognizer(ModelStore().whisper_dir(asr.model), asr)
 
 
 def subtitles(segments: list[Segment], *, srt: bool) -> str:

@@ -54,6 +54,7 @@ def load_engines(
     progress: Callable[[str], None] = lambda message: None,
 ) -> Engines:
     """Load (and on first run prepare) all models; slow, so never call it on a GUI thread."""
+    config.validate()  # a config built in code gets the same checks as a file
     store = store or ModelStore()
     one_blas_thread()
     progress("loading speech recognition")

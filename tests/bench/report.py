@@ -55,8 +55,19 @@ def machine() -> dict:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal:")
     )
+    flags = next(
+        (
+            set(line.split(":", 1)[1].split())
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        ),
+        set(),
+    )
     return {
         "cpu": cpu,
+        # What decides the LLM's CPU path: native bfloat16 (int8 weights + lean step)
+        # or not (float32), and the vector width the kernels use.
+        "cpu_flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"}),
         "cores": os.cpu_count(),
         "ram_gib": round(mem_kb / 2**20, 1),
         "gpu": None,
@@ -180,6 +191,7 @@ def print_summary(result: dict) -> None:
         result["floor_p50_ms"],
     )
     print("\n== summary (medians, ms)")
+    print(f"cpu flags {' '.join(result['machine'].get('cpu_flags', []))}; llm {result['llm_path']}")
     print(f"pipeline voice-to-voice   {v2v:8.0f}   (p90 {result['voice_to_voice_p90_ms']:.0f})")
     print(f"naive sequential          {naive_v2v:8.0f}   ratio_vs_naive {result['ratio_vs_naive']}")
     print(

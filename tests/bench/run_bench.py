@@ -57,9 +57,7 @@ def models(config: AssistantConfig, engines: Engines) -> dict[str, str]:
     return {
         "asr": f"{named(config.asr.model, 'Whisper base')} "
         f"(CTranslate2 {rec.model.model.compute_type}, {rec.device})",
-        "llm": f"{named(config.llm.model, 'SmolLM2-135M-Instruct')} "
-        f"(transformers {engines.chat.precision}, "
-        f"{engines.chat.device})",
+        "llm": f"{named(config.llm.model, 'SmolLM2-135M-Instruct')} ({engines.chat.describe()})",
         "tts": f"{named(config.tts.voice, 'Piper en_US joe medium')} "
         f"({engines.tts.sample_rate} Hz)",
     }
@@ -122,6 +120,19 @@ def measure_edges(
     }
 
 
+def config_toml(config: AssistantConfig) -> str:
+    """``config`` as a settings file (only the sections' plain values)."""
+    import dataclasses
+
+    lines = []
+    for section in dataclasses.fields(config):
+        lines.append(f"[{section.name}]")
+        for key, value in dataclasses.asdict(getattr(config, section.name)).items():
+            if value is not None:
+                lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -137,6 +148,17 @@ def main() -> int:
     )
     parser.add_argument("--soak-minutes", type=float, default=0, help="RSS soak after the rest")
     parser.add_argument("--config", type=Path, help="settings TOML (default: built-in)")
+    parser.add_argument(
+        "--llm-backend", choices=["transformers", "llama.cpp", "openai"], help="force a backend"
+    )
+    parser.add_argument(
+        "--llm-path", choices=["auto", "fast", "stock"], help="transformers: force a path"
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["auto", "int8", "none"],
+        help="transformers: 'none' forces float32 weights, the path of a CPU without bfloat16",
+    )
     parser.add_argument("--output", type=Path, default=vv.REPO / "docs" / "bench.json")
     parser.add_argument("--chart", type=Path, default=vv.REPO / "docs" / "latency.png")
     args = parser.parse_args()
@@ -144,6 +166,18 @@ def main() -> int:
     began = time.monotonic()
     code = code_version()  # the code this run loaded, even if it changes while it runs
     config = AssistantConfig.load(args.config) if args.config else AssistantConfig()
+    forced = {
+        "backend": args.llm_backend,
+        "path": args.llm_path,
+        "quantize": args.quantize,
+    }
+    forced = {key: value for key, value in forced.items() if value}
+    settings_dir = tempfile.TemporaryDirectory(prefix="bench-settings-")
+    if forced:  # the child processes (naive design, vv-meter) read the same settings
+        for key, value in forced.items():
+            setattr(config.llm, key, value)
+        args.config = Path(settings_dir.name) / "config.toml"
+        args.config.write_text(config_toml(config), encoding="utf-8")
     started = datetime.now().astimezone()
     load_avg = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -271,6 +305,8 @@ def main() -> int:
         "machine": report.machine(),
         "load_avg_1m_at_start": round(load_avg, 2),
         "models": models(config, engines),
+        "llm_path": engines.chat.describe(),
+        "forced": forced,
         "turns": len(live_rows),
         "voice_to_voice_p50_ms": v2v,
         "voice_to_voice_p90_ms": live_stats["voice_to_voice"]["p90"],
