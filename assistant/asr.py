@@ -133,8 +133,7 @@ def fit_window(duration_s: float) -> int | None:
 
     Whisper pads every input to 30 s, so a 2 s question pays for 28 s of silence in the
     encoder. CTranslate2 accepts a shorter window; trained only on 30 s, the model is a
-    little less accurate on it (corpus WER 0.086 -> 0.111 on 40 synthetic sentences, 3.5x
-    faster here). Too tight a window makes it repeat itself, hence the 2 s margin and the
+    little less accurate on it, and several times faster. Too tight a window makes it repeat itself, hence the 2 s margin and the
     8 s floor. Utterances near 30 s gain nothing and keep the full window.
     """
     if duration_s > 28.0:
@@ -267,9 +266,7 @@ def _encoder_copy(model_dir, choice: ComputeChoice):
     The decoder's many small steps run best on one thread (see _default_threads), the
     encoder's few large matrix products on all: nothing else runs while the user's
     question is encoded. CTranslate2 fixes a model's threads when it loads, hence a copy
-    (~110 MB resident). Measured on 2 cores, the bench's questions: recognition 236 ->
-    219 and 231 -> 209 ms, voice-to-voice 571 -> 517 and 582 -> 507 ms (runs paired in
-    the same hour; the first encoder pass 106 -> 83 ms on its own).
+    (~110 MB resident); docs/performance.md has what it saves.
     """
     import os
 
@@ -394,8 +391,7 @@ class WhisperRecognizer:
         """One thread for fitted windows on a CPU, else CTranslate2's default.
 
         With a fitted window the decoder's many small steps dominate and a second thread
-        only adds synchronisation (216 ms against 268 ms for a 2 s question here), and it
-        leaves the other core to the LLM and TTS. The full 30 s window gains from two.
+        only adds synchronisation, and it leaves the other core to the LLM and TTS. The full 30 s window gains from two.
         """
         return 1 if self._window_frames(1.0) is not None else 0
 
@@ -435,7 +431,7 @@ class WhisperRecognizer:
         duration_s = audio.size / SAMPLE_RATE
         if frames is not None:
             # Real silence after the speech, not faster-whisper's zero features: the model
-            # has only ever seen the former (corpus WER 0.123 -> 0.111).
+            # has only ever seen the former, and mishears less on it.
             # Padded before language detection, so both share one encoder run.
             audio = np.pad(audio, (0, max(0, frames * 160 - audio.size)))
         detected_probability = None

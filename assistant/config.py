@@ -128,7 +128,7 @@ class VadConfig:
     # synthesised) while the end of the turn is confirmed; 0 turns it off. One VAD window:
     # a quiet window inside a word starts an attempt that speech then drops, and the
     # recogniser abandons it after its encoder pass, so it holds up the real one at most
-    # that long (bench: 120 -> 64 ms saved ~40 ms voice-to-voice, 64 -> 32 another ~25).
+    # that long (docs/performance.md has the measurements).
     speculate_after_ms: int = field(default=32, metadata=limits(ge=0))
     # audio kept from before speech started, so the first syllable survives
     pre_roll_ms: int = field(default=500, metadata=limits(ge=0))
@@ -159,7 +159,7 @@ class AsrConfig:
     # sentences would read as loops.
     compression_ratio_threshold: float = field(default=2.4, metadata=limits(gt=1))
     # Encoder window for live turns. "fit": the utterance plus 2 s (at least 8 s) instead of
-    # Whisper's fixed 30 s, ~3.5x faster on a CPU for a slightly higher word error rate;
+    # Whisper's fixed 30 s, several times faster on a CPU for a slightly higher error rate;
     # "full": always 30 s; "auto": fit on the CPU, full on a GPU. Files always use 30 s.
     window: Literal["auto", "fit", "full"] = "auto"
 
@@ -201,7 +201,7 @@ class LlmConfig:
     temperature: float = field(default=0.0, metadata=limits(ge=0, le=2))  # 0: greedy
     threads: int = field(default=0, metadata=limits(ge=0))  # 0: torch default
     # "auto": int8 weights with bfloat16 activations on CPUs that run them natively
-    # (~2.6x faster decoding, the float model's next token >= 90% of the time), else
+    # (decoding reads a quarter of the bytes and picks the float model's tokens), else
     # float32, and float32 when path is "stock"; "int8": always (an error on CPUs
     # without native bfloat16); "none": never quantise.
     quantize: Literal["auto", "int8", "none"] = "auto"

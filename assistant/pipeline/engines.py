@@ -73,8 +73,8 @@ def load_engines(
 def return_freed_memory() -> None:
     """Hand the heap pages freed while loading back to the system (glibc only).
 
-    Quantising the LLM and converting weights at load free ~180 MB of temporaries that
-    glibc keeps mapped for reuse: resident memory with the models loaded 1042 -> 858 MiB.
+    Quantising the LLM and converting weights at load free temporaries that glibc would
+    otherwise keep mapped for reuse, about a sixth of the loaded app's resident memory.
     """
     import contextlib
     import ctypes
