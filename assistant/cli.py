@@ -21,53 +21,88 @@ from assistant.errors import UserFacingError
 EXIT_USER_ERROR = 2
 
 
+def _global_options(parser: argparse.ArgumentParser, default=None) -> None:
+    """The options every command takes, before or after the command's name."""
+    parser.add_argument("--config", type=Path, default=default, help="settings file (TOML)")
+    parser.add_argument(
+        "--asr-model", default=default, help="CTranslate2 Whisper folder instead of the default"
+    )
+    parser.add_argument(
+        "--llm-model", default=default, help="transformers folder or .gguf file for the LLM"
+    )
+    parser.add_argument(
+        "--llm-backend",
+        default=default,
+        choices=["auto", "transformers", "llama.cpp", "openai"],
+        help="which engine answers (default: auto)",
+    )
+    parser.add_argument(
+        "--llm-url", default=default, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
+    )
+    parser.add_argument("--llm-name", default=default, help="the model name the server serves")
+    parser.add_argument(
+        "--llm-path",
+        default=default,
+        choices=["auto", "fast", "stock"],
+        help="transformers: lean step or stock",
+    )
+    parser.add_argument(
+        "--voice", default=default, help="Piper voice .onnx file instead of the default"
+    )
+    parser.add_argument(
+        "--device", default=default, choices=["auto", "cpu", "cuda"], help="compute device"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if default is None else default,
+        help="log what each stage does",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voice-assistant",
         description="An offline voice assistant. With no command, opens the desktop window.",
     )
-    parser.add_argument("--config", type=Path, help="settings file (TOML)")
-    parser.add_argument("--asr-model", help="CTranslate2 Whisper folder instead of the default")
-    parser.add_argument("--llm-model", help="transformers folder or .gguf file for the LLM")
-    parser.add_argument(
-        "--llm-backend",
-        choices=["auto", "transformers", "llama.cpp", "openai"],
-        help="which engine answers (default: auto)",
-    )
-    parser.add_argument("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    parser.add_argument("--llm-name", help="the model name the server serves")
-    parser.add_argument(
-        "--llm-path", choices=["auto", "fast", "stock"], help="transformers: lean step or stock"
-    )
-    parser.add_argument("--voice", help="Piper voice .onnx file instead of the default")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    _global_options(parser)
+    # After a command's name the same options override what came before it; unset ones
+    # leave the namespace alone.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("transcribe", help="print the transcript of an audio file")
+    p = sub.add_parser("transcribe", parents=[common], help="print the transcript of an audio file")
     p.add_argument("file", type=Path)
     p.add_argument("--language", help="Whisper language code (default: detect)")
     p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
 
-    p = sub.add_parser("chat", help="answer one spoken question from a file into a WAV file")
+    p = sub.add_parser(
+        "chat", parents=[common], help="answer one spoken question from a file into a WAV file"
+    )
     p.add_argument("--input", type=Path, required=True, help="the question (audio file)")
     p.add_argument("--output", type=Path, required=True, help="where to write the spoken reply")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("listen", help="talk to the assistant in the terminal")
+    p = sub.add_parser("listen", parents=[common], help="talk to the assistant in the terminal")
     p.add_argument("--push-to-talk", metavar="KEY", help="toggle listening with KEY (e.g. space)")
     p.add_argument("--input-device", help="microphone name or index (default: system default)")
     p.add_argument("--output-device", help="speaker name or index (default: system default)")
     p.add_argument("--ready-file", type=Path, help="create this file once listening")
     p.add_argument("--hands-free", action="store_true", help="hands-free (the default)")
 
-    p = sub.add_parser("say", help="speak text into a WAV file")
+    p = sub.add_parser("say", parents=[common], help="speak text into a WAV file")
     p.add_argument("text")
     p.add_argument("--output", type=Path, required=True)
 
-    sub.add_parser("doctor", help="check audio devices, models and GPU, and say what to fix")
-    sub.add_parser("prepare-models", help="verify and prepare the default models once")
+    sub.add_parser(
+        "doctor", parents=[common], help="check audio devices, models and GPU, and say what to fix"
+    )
+    sub.add_parser(
+        "prepare-models", parents=[common], help="verify and prepare the default models once"
+    )
     return parser
 
 

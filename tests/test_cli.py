@@ -130,3 +130,17 @@ def _write(path, data: bytes):
 def _wav(path, samples: int):
     soundfile.write(path, np.zeros(samples, np.float32), 16000)
     return path
+
+
+def test_global_options_work_before_and_after_the_command():
+    from assistant.cli import build_parser
+
+    parse = build_parser().parse_args
+    before = parse(["--llm-url", "http://127.0.0.1:8000/v1", "--llm-name", "smol", "chat",
+                    "--input", "q.wav", "--output", "r.wav"])  # fmt: skip
+    after = parse(["chat", "--input", "q.wav", "--output", "r.wav", "--json",
+                   "--llm-url", "http://127.0.0.1:8000/v1", "--llm-name", "smol"])  # fmt: skip
+    assert (before.llm_url, before.llm_name) == (after.llm_url, after.llm_name)
+    assert after.llm_url == "http://127.0.0.1:8000/v1" and after.json
+    mixed = parse(["--device", "cpu", "transcribe", "f.wav", "--llm-path", "stock"])
+    assert (mixed.device, mixed.llm_path, mixed.verbose) == ("cpu", "stock", False)

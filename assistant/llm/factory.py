@@ -18,10 +18,14 @@ def backend_name(config: LlmConfig) -> str:
 def create_chat(config: LlmConfig, store: ModelStore) -> ChatBackend:
     name = backend_name(config)
     if name == "openai":
-        from assistant.llm.openai_chat import OpenAIChat
-
         if not config.url:
             raise ConfigError("llm.backend is 'openai' but no llm.url (or --llm-url) is set")
+        if config.fallback_to_local:
+            from assistant.llm.fallback import FallbackChat
+
+            return FallbackChat(config, store)
+        from assistant.llm.openai_chat import OpenAIChat
+
         return OpenAIChat(config, store)
     if name == "llama.cpp":
         from assistant.llm.llama_cpp_chat import LlamaCppChat

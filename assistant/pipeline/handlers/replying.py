@@ -30,6 +30,7 @@ _FIRST_AUDIO_WAIT_S = 2.0  # the longest generation pauses for the first phrase'
 class _Done:
     text: str
     cancelled: bool
+    remembered: bool  # the backend added the exchange to its memory (it did not fail)
 
 
 class Replying(Handler):
@@ -49,7 +50,8 @@ class Replying(Handler):
         self._generator.submit(self._generate, ask, out)
         while not isinstance(item := out.get(), _Done):
             yield item
-        ctx.turns.replied(ticket)
+        if item.remembered:
+            ctx.turns.replied(ticket)
         self._forget_dropped_reply()
         if item.cancelled and ctx.turns.current.turn == ticket.turn:
             return  # only the speculative attempt was dropped: nothing to announce
@@ -80,17 +82,18 @@ class Replying(Handler):
             for phrase in splitter.feed(text):
                 speak(phrase)
 
-        text, cancelled = "", False
+        text, cancelled, remembered = "", False, False
         try:
             ctx.mark(ticket, "llm_start")
             text, cancelled = self._chat.reply(ask.text, on_text, cancelled=ctx.stale(ticket))
+            remembered = True
             if not cancelled:
                 for phrase in splitter.flush():
                     speak(phrase)
         except Exception as exc:
             ctx.fail("llm", ticket, exc)
         finally:
-            out.put(_Done(text, cancelled))
+            out.put(_Done(text, cancelled, remembered))
 
     def _prefill(self) -> None:
         """Read the exchange into the backend's cache while the reply plays."""
