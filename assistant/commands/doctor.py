@@ -14,6 +14,7 @@ def run(args, config) -> int:
     print(f"python {platform.python_version()} on {platform.platform()}")
     problems += audio_report()
     problems += model_report(ModelStore())
+    problems += llm_report(config)
     gpu_report(config)
     print(f"display: {'yes' if has_display() else 'none (use the headless commands)'}")
     print("all good" if not problems else f"{problems} problem(s) found: see 'fix:' above")
@@ -61,6 +62,42 @@ def model_report(store: ModelStore) -> int:
             message = str(exc).replace(". Fix: ", "\n    fix: ")
             print(f"  {entry.kind}: {entry.name}: FAILED\n    {message}")
     return problems
+
+
+def llm_report(config) -> int:
+    """Which backend answers and, on the CPU, which path this processor takes."""
+    from assistant.llm.factory import backend_name
+
+    name = backend_name(config.llm)
+    if name == "openai":
+        from assistant.errors import UserFacingError
+        from assistant.llm.openai_chat import OpenAIChat
+
+        try:  # lists the server's models: the URL, the key and the name are all checked
+            chat = OpenAIChat(config.llm, ModelStore())
+        except UserFacingError as exc:
+            print(f"llm: {exc}\n  fix: start the server, or correct --llm-url / --llm-name")
+            return 1
+        print(f"llm: {chat.describe()}: reachable")
+        chat.close()
+        return 0
+    if name == "llama.cpp":
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            print("llm: llama.cpp backend chosen but llama-cpp-python is not installed")
+            print("  fix: pip install llama-cpp-python==0.3.36 (builds llama.cpp, minutes)")
+            return 1
+        print("llm: llama.cpp (llama-cpp-python) on the CPU")
+        return 0
+    from assistant.llm.int8_weights import int8_supported
+
+    if int8_supported():
+        path = "int8 weights with bfloat16 activations (this CPU has native bfloat16)"
+    else:
+        path = "float32 weights (no native bfloat16 on this CPU; llama.cpp is faster here)"
+    print(f"llm: transformers; on the CPU: {path}")
+    return 0
 
 
 def gpu_report(config) -> None:
