@@ -11,6 +11,8 @@ Short caches, prompts and masked batches keep the stock kernel, which wins there
 
 from __future__ import annotations
 
+from assistant.llm import torch_compat
+
 NAME = "grouped_decode"
 # Below this many cached tokens the stock kernel is as fast or faster (measured crossover
 # ~96 with bfloat16 on 2 cores).
@@ -20,13 +22,14 @@ _MIN_CACHED = 128
 _MODIFIERS = ("softcap", "s_aux", "sinks", "position_bias")
 
 
-def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+_stock = None  # transformers' sdpa attention, found by ``register``
 
+
+def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     batch, heads, length, dim = query.shape
     plain = attention_mask is None and not any(kwargs.get(k) is not None for k in _MODIFIERS)
     if batch != 1 or length != 1 or not plain or key.shape[2] < _MIN_CACHED:
-        return sdpa_attention_forward(
+        return _stock(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     groups = key.shape[1]  # key/value heads; each serves heads // groups query heads
@@ -53,10 +56,8 @@ def grouped_attention(query, keys, values, scale: float):
 
 
 def register() -> str:
-    """Make ``NAME`` a valid ``attn_implementation`` (idempotent); returns the name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-    AttentionInterface.register(NAME, _attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
-    return NAME
+    """Make ``NAME`` a valid ``attn_implementation`` (idempotent); returns the name to load
+    the model with: "sdpa" where this transformers cannot take it (torch_compat.py)."""
+    global _stock
+    _stock = torch_compat.stock_attention()
+    return torch_compat.register_attention(NAME, _attention)

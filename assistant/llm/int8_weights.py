@@ -6,8 +6,9 @@ linear weights as int8 with one scale per output channel moves a quarter of that
 activations stay in bfloat16, so replies match the float model's (activation quantisation,
 as in ``torch.ao``'s dynamic int8, visibly derails a model this small).
 
-The kernel is ``torch._weight_int8pack_mm``, the CPU kernel torchao's int8 weight-only
-mode calls; torchao itself adds tensor-subclass overhead in eager mode that cancels the gain.
+The kernel is ``torch._weight_int8pack_mm`` (through torch_compat.py), the CPU kernel
+torchao's int8 weight-only mode calls; torchao itself adds tensor-subclass overhead in eager
+mode that cancels the gain.
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from assistant.llm import torch_compat
+
 
 def int8_supported() -> bool:
     """Whether this torch and CPU run the int8 kernel with bfloat16 activations.
 
     Without native bfloat16 the kernel falls back to a path several times slower than
-    plain float32, so such CPUs keep float32.
+    plain float32, so such CPUs keep float32; so does a torch without the kernel, where
+    torch_compat.int8_mm widens the weights on every call.
     """
-    if not hasattr(torch, "_weight_int8pack_mm"):
+    if not torch_compat.has_int8_kernel() or not torch_compat.bf16_native():
         return False
     try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
         probe = Int8Linear(nn.Linear(64, 8, bias=False))
         probe(torch.ones(1, 64, dtype=torch.bfloat16))
-    except (RuntimeError, AttributeError):
+    except RuntimeError:
         return False
-    return True
+    return torch_compat.has_int8_kernel()  # False if the probe found the kernel failing
 
 
 class Int8Linear(nn.Module):
@@ -51,7 +53,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)
-        out = torch._weight_int8pack_mm(flat, self.weight, self.scale.to(x.dtype))
+        out = torch_compat.int8_mm(flat, self.weight, self.scale.to(x.dtype))
         out = out.reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias.to(x.dtype)
 

@@ -3,20 +3,34 @@
 The embedded SmolLM2 ships as GGUF; transformers de-quantises GGUF on every load
 (~15-20 s here), so the first start converts it once to a safetensors folder in the
 cache and later starts memory-map that (well under a second).
+
+On the CPU, ``llm.path`` picks between two ways to decode a token. "fast": the lean step
+(llama_step.py) on int8 weights where the CPU has native bfloat16, on float32 weights
+elsewhere, with the grouped attention for long caches (decode_attention.py); a model the
+step cannot take is a ConfigError, since asking for "fast" and silently getting the slower
+path would hide the cause. "stock": transformers' forward with its own sdpa attention, and
+float32 weights unless ``llm.quantize`` is "int8": the reference the fast path is checked
+against, and the way round a fast path that misbehaves. "auto": fast where the model
+allows it, stock otherwise. If the lean step fails while a reply decodes (a private torch
+API gone or rejecting its input), the model falls back to the stock forward for good and
+the reply goes on.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from assistant.compute import torch_compute
 from assistant.config import LlmConfig
 from assistant.errors import ConfigError, ModelError
-from assistant.llm import decode_attention
+from assistant.llm import decode_attention, torch_compat
 from assistant.llm.base import ChatBackend
 from assistant.llm.prompt_cache import PromptCache
 from assistant.model_store import ModelStore
+
+log = logging.getLogger(__name__)
 
 
 class TransformersChat(ChatBackend):
@@ -37,7 +51,11 @@ class TransformersChat(ChatBackend):
         super().__init__(config.system_prompt)
         self.config = config
         self._torch = ThreadPoolExecutor(1, thread_name_prefix="llm-torch")
-        self._on_torch(self._load, store)
+        try:
+            self._on_torch(self._load, store)
+        except BaseException:
+            self._torch.shutdown(wait=False)
+            raise
 
     def _on_torch(self, fn, *args):
         return self._torch.submit(fn, *args).result()
@@ -53,27 +71,32 @@ class TransformersChat(ChatBackend):
         self.device = choice.device
         if config.threads > 0:
             torch.set_num_threads(config.threads)
+        if config.path == "fast" and self.device != "cpu":
+            raise ConfigError(
+                f"llm.path is 'fast' but the lean step runs on the CPU, not {self.device}; "
+                "use 'auto' or 'stock', or llm.device 'cpu'"
+            )
         folder, gguf = resolve_weights(store, config.model)
-        int8 = self.device == "cpu" and _wants_int8(config.quantize)
+        fast = self.device == "cpu" and config.path != "stock"
+        int8 = self.device == "cpu" and _wants_int8(config.quantize, config.path)
         dtype = torch.float32 if int8 else getattr(torch, choice.compute_type)
         try:
             kwargs = {"gguf_file": gguf} if gguf else {"use_safetensors": True}
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
-            if self.device == "cpu":
+            if fast:
                 kwargs["attn_implementation"] = decode_attention.register()
+            elif self.device == "cpu":
+                kwargs["attn_implementation"] = "sdpa"
             model = AutoModelForCausalLM.from_pretrained(
                 folder, local_files_only=True, dtype=dtype, **kwargs
             )
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the LLM from {folder}: {exc}") from None
-        self._step = None  # the lean one-token step, where the model allows it
         if int8:
             from assistant.llm.int8_weights import quantize_linears
-            from assistant.llm.llama_step import LlamaStep
 
             model = quantize_linears(model)
-            if LlamaStep.supports(model):
-                self._step = LlamaStep(model)
+        self._step = self._lean_step(model) if fast else None
         self.model = model.to(self.device).eval()
         if self.device == "cuda":
             # cuDNN's attention plans anew for every cache length it has not seen, and a
@@ -88,10 +111,33 @@ class TransformersChat(ChatBackend):
             raise ModelError(f"the LLM in {folder} has no chat template; use an instruct model")
         self._stop_ids = _stop_token_ids(self.model, self.tokenizer)
         self._cache = PromptCache(lambda: DynamicCache(config=self.model.config))
+        log.info("LLM: %s", self.describe())
+
+    def _lean_step(self, model):
+        """The lean one-token step for ``model``; None (or a ConfigError under "fast")
+        where it cannot run it."""
+        from assistant.llm.llama_step import LlamaStep
+
+        why_not = LlamaStep.unsupported(model)
+        if why_not is None:
+            return LlamaStep(model)
+        if self.config.path == "fast":
+            raise ConfigError(
+                f"llm.path is 'fast' but the lean step cannot run this model: {why_not}; "
+                "use 'auto' or 'stock'"
+            )
+        return None
+
+    @property
+    def path(self) -> str:
+        """How each token of a reply is decoded: "lean step" or "stock forward"."""
+        return "lean step" if self._step is not None else "stock forward"
 
     def describe(self) -> str:
-        path = "lean step" if self._step is not None else "stock forward"
-        return f"transformers {self.precision} ({path}) on {self.device}"
+        attention = torch_compat.attention_implementation(self.model)
+        return (
+            f"transformers {self.precision} ({self.path}, {attention} attention) on {self.device}"
+        )
 
     def close(self) -> None:
         self._torch.shutdown(wait=False)
@@ -218,20 +264,43 @@ class TransformersChat(ChatBackend):
         new = ids[held:]
         try:
             if len(new) == 1 and self._step is not None:
-                logits = self._step(new[0], self._cache.cache, position=held)
+                try:
+                    logits = self._step(new[0], self._cache.cache, position=held)
+                except Exception as exc:  # the lean step only: the stock path redoes it
+                    self._drop_step(exc)
+                    held = self._cache.reuse(ids)
+                    new = ids[held:]
+                    logits = self._forward(new)
             else:
-                with torch.inference_mode():
-                    logits = self.model(
-                        input_ids=torch.tensor([new], device=self.device),
-                        cache=self._cache.cache,
-                        use_cache=True,
-                        logits_to_keep=1,
-                    ).logits[0, -1]
+                logits = self._forward(new)
         except BaseException:
             self._cache.clear()  # the cache may hold part of ``new``: start it afresh
             raise
         self._cache.extend(new)
         return logits
+
+    def _forward(self, new: list[int]):
+        import torch
+
+        with torch.inference_mode():
+            return self.model(
+                input_ids=torch.tensor([new], device=self.device),
+                cache=self._cache.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[0, -1]
+
+    def _drop_step(self, exc: Exception) -> None:
+        """Decode with transformers' forward from now on. The failed step may have written
+        part of a token into the cache, so the cache starts afresh (the next forward re-reads
+        the prompt and the reply so far, once)."""
+        log.warning(
+            "the lean decoding step failed (%s: %s); decoding with transformers' forward",
+            type(exc).__name__,
+            exc,
+        )
+        self._step = None
+        self._cache.clear()
 
     def _pick(self, logits) -> int:
         import torch
@@ -246,10 +315,12 @@ class TransformersChat(ChatBackend):
 _NEXT_TURN_TOKENS = 160  # room kept for a question and the start of its reply
 
 
-def _wants_int8(setting: str) -> bool:
+def _wants_int8(setting: str, path: str) -> bool:
+    """int8 weights on the CPU: always for "int8" (if this CPU can), never for "none", and
+    for "auto" on the fast path only, so that "stock" is transformers' float model."""
     from assistant.llm.int8_weights import int8_supported
 
-    if setting == "none":
+    if setting == "none" or (setting == "auto" and path == "stock"):
         return False
     supported = int8_supported()
     if setting == "int8" and not supported:
