@@ -133,8 +133,9 @@ def fit_window(duration_s: float) -> int | None:
 
     Whisper pads every input to 30 s, so a 2 s question pays for 28 s of silence in the
     encoder. CTranslate2 accepts a shorter window; trained only on 30 s, the model is a
-    little less accurate on it, and several times faster. Too tight a window makes it repeat itself, hence the 2 s margin and the
-    8 s floor. Utterances near 30 s gain nothing and keep the full window.
+    little less accurate on it, and several times faster. Too tight a window makes it
+    repeat itself, hence the 2 s margin and the 8 s floor. Utterances near 30 s gain
+    nothing and keep the full window.
     """
     if duration_s > 28.0:
         return None
@@ -391,7 +392,8 @@ class WhisperRecognizer:
         """One thread for fitted windows on a CPU, else CTranslate2's default.
 
         With a fitted window the decoder's many small steps dominate and a second thread
-        only adds synchronisation, and it leaves the other core to the LLM and TTS. The full 30 s window gains from two.
+        only adds synchronisation, and it leaves the other core to the LLM and TTS. The
+        full 30 s window gains from two.
         """
         return 1 if self._window_frames(1.0) is not None else 0
 

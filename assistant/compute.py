@@ -49,7 +49,8 @@ def one_blas_thread() -> None:
     OpenBLAS keeps a worker per core that spins for a while after every call, waiting for
     more work. Whisper's mel features are such a call right before each encoder pass, so
     on 2 cores its spinning worker took the core the encoder needed (found by per-thread
-    CPU time during ``encode``). The arrays numpy multiplies here are far too small to gain from a second thread.
+    CPU time during ``encode``). The arrays numpy multiplies here are far too small to
+    gain from a second thread.
     """
     from threadpoolctl import threadpool_limits
 
