@@ -46,7 +46,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
-_MODEL_FIXTURES = {"engines", "fresh_engines"}
+_MODEL_FIXTURES = {"engines", "fresh_engines", "transformers_chat"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,6 +64,7 @@ def _fast_tests_load_no_model(request, monkeypatch):
     if request.node.get_closest_marker("slow"):
         return
     from assistant.asr import WhisperRecognizer
+    from assistant.llm.llama_cpp_chat import LlamaCppChat
     from assistant.llm.transformers_chat import TransformersChat
     from assistant.tts.piper_engine import PiperEngine
 
@@ -74,7 +75,7 @@ def _fast_tests_load_no_model(request, monkeypatch):
 
         return init
 
-    for engine in (WhisperRecognizer, TransformersChat, PiperEngine):
+    for engine in (WhisperRecognizer, TransformersChat, LlamaCppChat, PiperEngine):
         monkeypatch.setattr(engine, "__init__", refusing(engine.__init__))
 
 
@@ -97,6 +98,20 @@ def engines():
     return load_engines(AssistantConfig())
 
 
+@pytest.fixture(scope="session")
+def transformers_chat(engines):
+    """The default model on the transformers backend, for tests of its own machinery:
+    the engines' chat where that is the backend this CPU takes by default (see
+    assistant/llm/factory.py), else a second copy loaded for these tests."""
+    from assistant.config import LlmConfig
+    from assistant.llm.transformers_chat import TransformersChat
+    from assistant.model_store import ModelStore
+
+    if isinstance(engines.chat, TransformersChat):
+        return engines.chat
+    return TransformersChat(LlmConfig(backend="transformers"), ModelStore())
+
+
 @pytest.fixture(autouse=True)
 def _default_settings(request):
     """A test that runs an Assistant with its own settings hands them to the shared
@@ -108,6 +123,8 @@ def _default_settings(request):
         engines = request.getfixturevalue("engines")
         engines.adopt(AssistantConfig())
         engines.chat.conversation.clear()
+    if "transformers_chat" in request.fixturenames:
+        request.getfixturevalue("transformers_chat").conversation.clear()
 
 
 @pytest.fixture(scope="session")

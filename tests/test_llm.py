@@ -35,8 +35,8 @@ def test_generation_stops_when_cancelled(engines):
     chat.conversation.clear()
 
 
-def test_memory_is_trimmed_to_the_token_budget(engines, monkeypatch):
-    chat = engines.chat
+def test_memory_is_trimmed_to_the_token_budget(transformers_chat, monkeypatch):
+    chat = transformers_chat
     chat.conversation.clear()
     for i in range(6):
         chat.conversation.add(f"Question number {i} about the weather.", "It is sunny. " * 20)

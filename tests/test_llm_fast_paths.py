@@ -121,18 +121,18 @@ def test_int8_model_makes_the_float_models_choices(float32_chats):
 
 
 @pytest.mark.slow
-def test_int8_runs_where_the_cpu_has_native_bfloat16_and_is_refused_elsewhere(engines):
+def test_int8_runs_where_the_cpu_has_native_bfloat16_and_is_refused_elsewhere(transformers_chat):
     """The default precision follows the CPU; forcing int8 where it cannot run natively is
     a one-line ConfigError, not a model several times slower than float32."""
     if int8_supported():
-        assert engines.chat.precision == "int8" and engines.chat.path == "lean step"
+        assert transformers_chat.precision == "int8" and transformers_chat.path == "lean step"
         forced = TransformersChat(LlmConfig(quantize="int8", path="stock"), ModelStore())
         try:
             assert forced.precision == "int8" and forced.path == "stock forward"
         finally:
             forced.close()
     else:
-        assert engines.chat.precision == "float32" and engines.chat.path == "lean step"
+        assert transformers_chat.precision == "float32" and transformers_chat.path == "lean step"
         with pytest.raises(ConfigError, match="llm.quantize is 'int8'"):
             TransformersChat(LlmConfig(quantize="int8"), ModelStore())
 
@@ -160,8 +160,8 @@ def test_the_stock_path_keeps_float_weights_unless_int8_is_asked_for():
 # the prompt cache and grouped attention
 
 
-def test_a_new_turn_reads_only_what_the_cache_lacks(engines):
-    chat = engines.chat
+def test_a_new_turn_reads_only_what_the_cache_lacks(transformers_chat):
+    chat = transformers_chat
     chat.conversation.clear()
     for question in ("What is your name?", "Where do penguins live?"):
         chat.reply(question, lambda _text: None)
@@ -178,8 +178,8 @@ def test_a_new_turn_reads_only_what_the_cache_lacks(engines):
     chat.conversation.clear()
 
 
-def test_cache_follows_a_dropped_speculative_reply(engines):
-    chat = engines.chat
+def test_cache_follows_a_dropped_speculative_reply(transformers_chat):
+    chat = transformers_chat
     chat.conversation.clear()
     first, _ = chat.reply("Name a colour.", lambda _text: None)
     chat.reply("Name a fruit.", lambda _text: None)
@@ -191,10 +191,10 @@ def test_cache_follows_a_dropped_speculative_reply(engines):
     chat.conversation.clear()
 
 
-def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
+def test_history_is_trimmed_ahead_of_the_next_question(transformers_chat, monkeypatch):
     """A long session: prefill trims old turns by a third of the budget while nobody
     waits, so the next question still reads only its own tokens."""
-    chat = engines.chat
+    chat = transformers_chat
     chat.conversation.clear()
     monkeypatch.setattr(chat.config, "context_tokens", 400)
     for i in range(8):
@@ -209,10 +209,10 @@ def test_history_is_trimmed_ahead_of_the_next_question(engines, monkeypatch):
     chat.conversation.clear()
 
 
-def test_long_history_decodes_with_grouped_attention(engines, monkeypatch):
+def test_long_history_decodes_with_grouped_attention(transformers_chat, monkeypatch):
     """One token attending to a long cache takes the grouped path (the CPU flash kernel
     is ~8x slower there) and gives the stock kernel's next-token logits."""
-    chat = engines.chat
+    chat = transformers_chat
     model = chat.model
     assert torch_compat.attention_implementation(model) == decode_attention.NAME
     chat.conversation.clear()
@@ -292,10 +292,10 @@ def _shares_the_fused_weights(chat) -> bool:
     )
 
 
-def test_the_lean_step_computes_what_transformers_does(engines):
+def test_the_lean_step_computes_what_transformers_does(transformers_chat):
     """The precision this CPU decodes in by default (int8 with native bfloat16, else
     float32): teacher-forced over a real reply, the lean step gives transformers' logits."""
-    chat = engines.chat
+    chat = transformers_chat
     assert chat.precision == ("int8" if int8_supported() else "float32")
     assert chat._step is not None and chat.path == "lean step"
     assert _shares_the_fused_weights(chat)
@@ -547,8 +547,8 @@ def test_the_attention_a_model_runs_is_read_from_either_attribute():
     assert torch_compat.attention_implementation(SimpleNamespace(config=object())) == "unknown"
 
 
-def test_decoding_beside_tts_takes_one_thread_until_the_next_reply(engines):
-    chat = engines.chat
+def test_decoding_beside_tts_takes_one_thread_until_the_next_reply(transformers_chat):
+    chat = transformers_chat
     chat.conversation.clear()
 
     def threads_per_token(question: str, share_after: int | None) -> list[int]:

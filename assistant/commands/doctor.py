@@ -88,14 +88,15 @@ def llm_report(config) -> int:
             print("llm: llama.cpp backend chosen but llama-cpp-python is not installed")
             print("  fix: pip install llama-cpp-python==0.3.36 (builds llama.cpp, minutes)")
             return 1
-        print("llm: llama.cpp (llama-cpp-python) on the CPU")
+        why = "" if config.llm.backend == "llama.cpp" else " (no native bfloat16 on this CPU)"
+        print(f"llm: llama.cpp on the CPU{why}")
         return 0
     from assistant.llm.int8_weights import int8_supported
 
     if int8_supported():
         path = "int8 weights with bfloat16 activations (this CPU has native bfloat16)"
     else:
-        path = "float32 weights (no native bfloat16 on this CPU; llama.cpp is faster here)"
+        path = "float32 weights (no native bfloat16 on this CPU)"
     print(f"llm: transformers; on the CPU: {path}")
     return 0
 

@@ -9,10 +9,35 @@ from assistant.model_store import ModelStore
 
 
 def backend_name(config: LlmConfig) -> str:
-    """The backend ``auto`` stands for: the server when a URL is set, else transformers."""
+    """The backend ``auto`` stands for: the server when a URL is set; llama.cpp for a
+    GGUF model on a CPU without native bfloat16; transformers otherwise."""
     if config.backend != "auto":
         return config.backend
-    return "openai" if config.url else "transformers"
+    if config.url:
+        return "openai"
+    return "llama.cpp" if llama_cpp_is_faster_here(config) else "transformers"
+
+
+def llama_cpp_is_faster_here(config: LlmConfig) -> bool:
+    """Without native bfloat16, transformers computes the small model in float32, which
+    reads four times the bytes of int8 for every token; llama.cpp runs the GGUF's own
+    quantised kernels on any AVX2 CPU. With bfloat16 (int8 weights) the two are alike
+    and transformers stays. Settings that only the transformers backend knows (a chosen
+    path or quantisation, a GPU) keep it too."""
+    import importlib.util
+
+    if config.path != "auto" or config.quantize != "auto" or config.device == "cuda":
+        return False
+    if config.model != "default" and not config.model.endswith(".gguf"):
+        return False
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    from assistant.compute import cuda_device_count
+    from assistant.llm.int8_weights import int8_supported
+
+    if config.device == "auto" and cuda_device_count() > 0:
+        return False
+    return not int8_supported()
 
 
 def create_chat(config: LlmConfig, store: ModelStore) -> ChatBackend:

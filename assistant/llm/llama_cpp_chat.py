@@ -20,15 +20,13 @@ from pathlib import Path
 
 from assistant.config import LlmConfig
 from assistant.errors import ConfigError, LlmError, ModelError
-from assistant.llm.base import ChatBackend
+from assistant.llm.tokenized import NEXT_TURN_TOKENS, TokenizedChat
 from assistant.model_store import ModelStore
-
-_NEXT_TURN_TOKENS = 160  # room kept for a question and the start of its reply
 
 INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (or make setup)"
 
 
-class LlamaCppChat(ChatBackend):
+class LlamaCppChat(TokenizedChat):
     """A GGUF chat model with its conversation and llama.cpp's attention (KV) cache.
 
     The cache holds the keys and values of ``self._llm.input_ids[:n_tokens]``. Each
@@ -151,38 +149,8 @@ class LlamaCppChat(ChatBackend):
             return ""
         return self._llm.detokenize([token], special=True).decode("utf-8", "replace")
 
-    def _prompt(self, user_text: str | None, generation: bool = True) -> list[int]:
+    def _template(self, user_text: str | None, generation: bool = True) -> list[int]:
         return self.tokenize_messages(self.conversation.messages(user_text), generation)
-
-    def prompt_ids(self, user_text: str) -> list[int]:
-        """Token ids of the chat prompt, dropping the oldest turns past the context budget."""
-        budget = self.config.context_tokens
-        ids = self._prompt(user_text)
-        if len(ids) > budget:
-            history = len(self._prompt(None, generation=False))
-            self._trim(room=len(ids) - history)  # this question's own tokens
-            ids = self._prompt(user_text)
-        return ids[-budget:]
-
-    def _trim(self, room: int) -> None:
-        """Drop the oldest turns if the history leaves under ``room`` tokens in the budget,
-        down to two thirds of it, so the kept prefix stays stable for several turns."""
-        budget = self.config.context_tokens
-        if len(self._prompt(None, generation=False)) + room <= budget:
-            return
-        while self.conversation.turns:
-            del self.conversation.turns[:2]
-            if len(self._prompt(None, generation=False)) + room <= budget * 2 // 3:
-                return
-
-    def _next_turn_opening(self) -> list[int]:
-        """The conversation so far and the next user turn's opening ("<|im_start|>user\n"
-        in ChatML): the tokens every next prompt starts with, whatever the user says."""
-        one, other = self._prompt("A"), self._prompt("?")
-        same = 0
-        while same < min(len(one), len(other)) and one[same] == other[same]:
-            same += 1
-        return one[:same]
 
     # -- generation -------------------------------------------------------------------
     def prefill(self) -> None:
@@ -198,7 +166,7 @@ class LlamaCppChat(ChatBackend):
             self._on_worker(self._prefill)
 
     def _prefill(self) -> None:
-        self._trim(_NEXT_TURN_TOKENS)
+        self._trim(NEXT_TURN_TOKENS)
         opening = self._next_turn_opening()
         if len(opening) > self._hold(opening, keep_last=False):
             self._eval(opening[self._llm.n_tokens :])

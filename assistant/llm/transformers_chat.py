@@ -26,14 +26,14 @@ from assistant.compute import torch_compute
 from assistant.config import LlmConfig
 from assistant.errors import ConfigError, ModelError
 from assistant.llm import decode_attention, torch_compat
-from assistant.llm.base import ChatBackend
 from assistant.llm.prompt_cache import PromptCache
+from assistant.llm.tokenized import NEXT_TURN_TOKENS, TokenizedChat
 from assistant.model_store import ModelStore
 
 log = logging.getLogger(__name__)
 
 
-class TransformersChat(ChatBackend):
+class TransformersChat(TokenizedChat):
     """SmolLM2 (or another chat model) with its conversation and attention cache.
 
     Every torch call runs on one private thread. libgomp keeps a pool of worker threads
@@ -147,16 +147,6 @@ class TransformersChat(ChatBackend):
         """What the weights are stored as, for reports: int8, float32, float16."""
         return "int8" if self.quantized else str(self.model.dtype).removeprefix("torch.")
 
-    def prompt_ids(self, user_text: str) -> list[int]:
-        """Token ids of the chat prompt, dropping the oldest turns past the context budget."""
-        budget = self.config.context_tokens
-        ids = self._template(user_text)
-        if len(ids) > budget:
-            history = len(self._template(None, generation=False))
-            self._trim(room=len(ids) - history)  # this question's own tokens
-            ids = self._template(user_text)
-        return ids[-budget:]
-
     def prefill(self) -> None:
         """Read the system prompt and the conversation so far into the cache, so that the
         next question only reads its own tokens; the pipeline calls it after each reply.
@@ -167,17 +157,8 @@ class TransformersChat(ChatBackend):
         of the budget at a time, so it happens once every several turns, not every turn.
         """
         with self._lock:
-            self._trim(_NEXT_TURN_TOKENS)
+            self._trim(NEXT_TURN_TOKENS)
             self._on_torch(self._run, self._next_turn_opening())
-
-    def _next_turn_opening(self) -> list[int]:
-        """The conversation so far and the next user turn's opening ("<|im_start|>user\n"
-        in ChatML): the tokens every next prompt starts with, whatever the user says."""
-        one, other = self._template("A"), self._template("?")
-        same = 0
-        while same < min(len(one), len(other)) and one[same] == other[same]:
-            same += 1
-        return one[:same]
 
     def _template(self, user_text: str | None, generation: bool = True) -> list[int]:
         return list(
@@ -187,17 +168,6 @@ class TransformersChat(ChatBackend):
                 return_dict=True,
             )["input_ids"]
         )
-
-    def _trim(self, room: int) -> None:
-        """Drop the oldest turns if the history leaves under ``room`` tokens in the budget,
-        down to two thirds of it, so the kept prefix stays stable for several turns."""
-        budget = self.config.context_tokens
-        if len(self._template(None, generation=False)) + room <= budget:
-            return
-        while self.conversation.turns:
-            del self.conversation.turns[:2]
-            if len(self._template(None, generation=False)) + room <= budget * 2 // 3:
-                return
 
     def reply(
         self,
@@ -310,9 +280,6 @@ class TransformersChat(ChatBackend):
             return int(torch.argmax(logits))
         probabilities = torch.softmax(logits.float() / temperature, dim=-1)
         return int(torch.multinomial(probabilities, 1))
-
-
-_NEXT_TURN_TOKENS = 160  # room kept for a question and the start of its reply
 
 
 def _wants_int8(setting: str, path: str) -> bool:

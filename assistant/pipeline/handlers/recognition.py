@@ -29,14 +29,8 @@ class Recognition(Handler):
             return
         ctx, ticket = self.ctx, item.ticket
         ctx.mark(ticket, "asr_start")
-        try:
-            transcript = self._recognizer.transcribe(
-                item.audio, abandoned=ctx.stale(ticket), speech_known=item.voiced
-            )
-        except Abandoned:
-            return
-        except Exception as exc:
-            ctx.fail("asr", ticket, exc, finishes=True)
+        transcript = self._transcribe(item, ctx.stale(ticket), final=True)
+        if transcript is None:
             return
         ctx.mark(ticket, "asr_end")
         if not transcript.text:
@@ -48,18 +42,23 @@ class Recognition(Handler):
             if ctx.config.vad.finished_silence_ms and reads_finished(transcript.text):
                 ctx.turns.transcript_finished(ticket)
 
+    def _transcribe(self, item: Heard, abandoned, *, final: bool):
+        """The transcript, or None when abandoned or failed (a failed final transcript
+        ends the turn with its error; a failed caption only reports it)."""
+        try:
+            return self._recognizer.transcribe(
+                item.audio, abandoned=abandoned, speech_known=item.voiced
+            )
+        except Abandoned:
+            return None
+        except Exception as exc:
+            self.ctx.fail("asr", item.ticket, exc, finishes=final)
+            return None
+
     def _superseded(self, item: Heard):
         return lambda: not self.ctx.turns.is_current(item.ticket) or self.waiting()
 
     def _partial(self, item: Heard) -> None:
-        try:
-            transcript = self._recognizer.transcribe(
-                item.audio, abandoned=self._superseded(item), speech_known=item.voiced
-            )
-        except Abandoned:
-            return
-        except Exception as exc:
-            self.ctx.fail("asr", item.ticket, exc)
-            return
-        if transcript.text and self.ctx.turns.is_current(item.ticket):
+        transcript = self._transcribe(item, self._superseded(item), final=False)
+        if transcript is not None and transcript.text and self.ctx.turns.is_current(item.ticket):
             self.ctx.emit(PartialTranscript(item.ticket.turn, transcript.text))
