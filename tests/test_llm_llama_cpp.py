@@ -155,15 +155,17 @@ def test_the_history_is_trimmed_oldest_first_a_third_at_a_time(chat, monkeypatch
     assert len(ids) <= 600
     kept = [t["content"] for t in chat.conversation.turns if t["role"] == "user"]
     assert kept and "number 7" in kept[-1] and "number 0" not in " ".join(kept)
-    assert len(chat._prompt(None, generation=False)) <= 400  # down to two thirds, not just under
+    assert (
+        len(chat._chat_tokens(None, generation=False)) <= 400
+    )  # down to two thirds, not just under
     prompt = chat._llm.detokenize(ids, special=True).decode()
     assert chat.config.system_prompt in prompt and "And tomorrow?" in prompt
 
     chat.conversation.add("And tomorrow?", "It is sunny. " * 20)
-    while len(chat._prompt(None, generation=False)) + 160 <= 600:
+    while len(chat._chat_tokens(None, generation=False)) + 160 <= 600:
         chat.conversation.add("And the day after?", "It is sunny. " * 20)
     chat.prefill()  # a question and its reply's start no longer fit: trimmed here
-    history = len(chat._prompt(None, generation=False))
+    history = len(chat._chat_tokens(None, generation=False))
     assert history + 160 <= 400, history
     assert chat.conversation.turns[-2]["content"] == "And the day after?"
     assert chat.cached_tokens == chat._next_turn_opening()

@@ -149,7 +149,7 @@ class LlamaCppChat(TokenizedChat):
             return ""
         return self._llm.detokenize([token], special=True).decode("utf-8", "replace")
 
-    def _template(self, user_text: str | None, generation: bool = True) -> list[int]:
+    def _chat_tokens(self, user_text: str | None, generation: bool = True) -> list[int]:
         return self.tokenize_messages(self.conversation.messages(user_text), generation)
 
     # -- generation -------------------------------------------------------------------

@@ -160,7 +160,7 @@ class TransformersChat(TokenizedChat):
             self._trim(NEXT_TURN_TOKENS)
             self._on_torch(self._run, self._next_turn_opening())
 
-    def _template(self, user_text: str | None, generation: bool = True) -> list[int]:
+    def _chat_tokens(self, user_text: str | None, generation: bool = True) -> list[int]:
         return list(
             self.tokenizer.apply_chat_template(
                 self.conversation.messages(user_text),
