@@ -165,7 +165,8 @@ def test_barge_in_stops_playback_and_answers_the_new_question(
     pulse, live_config, fresh_engines, tmp_path
 ):
     story = speak("Tell me a long story about a dragon and a knight.", tmp_path / "story.wav")
-    sum_q = speak("What is two plus two?", tmp_path / "sum.wav")
+    # Long enough that turn 2 cannot answer before the silence after the stop is measurable.
+    sum_q = speak("What is two plus two, if you count it on your fingers?", tmp_path / "sum.wav")
     log, turns, speaker = EventLog(), TurnLog(), TappedSpeaker()
     assistant = Assistant(live_config, fresh_engines, MicrophoneSource(), speaker)
     assistant.subscribe(log)

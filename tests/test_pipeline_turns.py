@@ -223,3 +223,21 @@ def test_turn_state_transitions():
     assert turns.confirm(retry) is None  # stale
     turns.stop()
     assert not turns.wait_confirmed(second)
+
+
+def test_one_config_reaches_the_loaded_engines():
+    """The config an Assistant runs with is the one its engines read; a setting that
+    only acts while loading must match what was loaded."""
+    from assistant.errors import ConfigError
+
+    engines = fake_engines()
+    engines.config = AssistantConfig()
+    config = AssistantConfig()
+    config.llm.system_prompt, config.llm.max_new_tokens = "Be brief.", 12
+    Assistant(config, engines, ScriptedMicrophone(), FileSink(sample_rate=16000), vad=energy_vad)
+    assert engines.chat.config is config.llm and engines.recognizer.config is config.asr
+    assert engines.chat.conversation.system_prompt == "Be brief."
+    other = AssistantConfig()
+    other.llm.model = "/models/another.gguf"
+    with pytest.raises(ConfigError, match=r"llm\.model = '/models/another.gguf' differs"):
+        engines.adopt(other)

@@ -130,6 +130,7 @@ def check_llm(folder: Path) -> dict:
     import torch
 
     from assistant.config import LlmConfig
+    from assistant.llm import torch_compat
     from assistant.llm.transformers_chat import TransformersChat
     from assistant.model_store import ModelStore
 
@@ -139,7 +140,7 @@ def check_llm(folder: Path) -> dict:
     result = {
         "device": chat.device,
         "precision": chat.precision,
-        "attention": chat.model.config._attn_implementation,
+        "attention": torch_compat.attention_implementation(chat.model),
     }
 
     def decode(context: int, tokens: int = 64) -> float:
