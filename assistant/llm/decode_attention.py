@@ -2,10 +2,9 @@
 
 While a reply decodes, each step attends one query to everything cached so far. torch's
 CPU flash kernel (what "sdpa" picks) is built for long query blocks; with a single
-bfloat16 query its cost grows ~0.5 us per cached token per layer: 365 us against 61 for
-two small matrix products at 656 cached tokens, 804 against 94 at 1500 (SmolLM2's
-shapes, 2 cores). Over 30 layers that is 9 ms a token one exchange into a conversation
-and 21 ms once the history fills the budget, more than the weights' own 20 ms.
+bfloat16 query its cost per cached token is several times that of two small matrix
+products, and over 30 layers a long conversation's attention came to cost more than
+reading the weights (docs/performance.md has the measurements).
 Short caches, prompts and masked batches keep the stock kernel, which wins there.
 """
 

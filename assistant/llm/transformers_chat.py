@@ -40,7 +40,7 @@ class TransformersChat(TokenizedChat):
     per calling thread; once a second pool exists (say the model loaded on one thread and
     replies on a pipeline worker), a 2-core machine has more OpenMP threads than cores and
     libgomp makes them sleep between parallel regions. A token is ~200 small regions, so
-    decoding ran 1.6x slower (33 ms against 20 ms a token) until all work stayed on one.
+    sleeping and waking at each made decoding much slower until all work stayed on one.
     """
 
     name = "transformers"
@@ -100,8 +100,8 @@ class TransformersChat(TokenizedChat):
         self.model = model.to(self.device).eval()
         if self.device == "cuda":
             # cuDNN's attention plans anew for every cache length it has not seen, and a
-            # reply meets a new length at each token: 95 ms a token against 36 with the
-            # other kernels (SmolLM2's shapes on an H200, tests/gpu/cuda_check.py).
+            # reply meets a new length at each token: the other kernels are several times
+            # faster here (SmolLM2's shapes on an H200, tests/gpu/cuda_check.py).
             torch.backends.cuda.enable_cudnn_sdp(False)
         self.quantized = int8
         self._threads = torch.get_num_threads()
@@ -152,9 +152,9 @@ class TransformersChat(TokenizedChat):
         next question only reads its own tokens; the pipeline calls it after each reply.
 
         Trimming old turns changes everything after the system prompt, and re-reading a
-        full history costs seconds on a CPU (in a 20-minute session, voice-to-voice grew
-        from 0.9 to 4.1 s). So history is trimmed here, while nobody waits, and by a third
-        of the budget at a time, so it happens once every several turns, not every turn.
+        full history costs seconds on a CPU. So history is trimmed here, while nobody
+        waits, and by a third of the budget at a time, so it happens once every several
+        turns, not every turn.
         """
         with self._lock:
             self._trim(NEXT_TURN_TOKENS)
@@ -189,11 +189,10 @@ class TransformersChat(TokenizedChat):
         """Decode on half the threads (one on two cores) until the next reply starts: TTS
         works beside it.
 
-        With the cores to itself the model runs fastest on all of them (2 threads: 18 ms a
-        token against 32). Once TTS speaks beside it, torch's second OpenMP thread has to
-        wait for a core at each of a token's ~200 parallel regions: 117-160 ms a token on
-        2 threads against 32-45 on one (measured on 2 cores, Piper synthesising alongside).
-        The pipeline calls this once its first phrase has audio.
+        With the cores to itself the model runs fastest on all of them. Once TTS speaks
+        beside it, torch's second OpenMP thread has to wait for a core at each of a token's
+        ~200 parallel regions, and two threads decode several times slower than one
+        (docs/performance.md). The pipeline calls this once its first phrase has audio.
         """
         self._sharing = True
 
