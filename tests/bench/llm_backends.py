@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VARIANTS = {  # name: (backend, LlmConfig fields)
     "llama.cpp": ("llama.cpp", {}),
+    "llama.cpp-1": ("llama.cpp", {"threads": 1}),
     "fast": ("transformers", {"path": "fast"}),
     "stock": ("transformers", {"path": "stock"}),
     "none": ("transformers", {"quantize": "none"}),
