@@ -28,3 +28,7 @@ class ConfigError(UserFacingError):
 
 class LlmError(UserFacingError):
     """The chat model could not answer: a server down, refusing or cut off mid-reply."""
+
+
+class AudioOutputError(UserFacingError):
+    """An audio file cannot be written where or as the user asked."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,10 +96,43 @@ def test_unknown_language_code(question, capsys):
 
 
 @pytest.mark.slow
-def test_chat_on_silence_says_no_speech(tmp_path, capsys):
+def test_chat_on_silence_says_no_speech_and_keeps_the_output_file(tmp_path, capsys):
     silence = _wav(tmp_path / "silence.wav", 16000 * 2)
-    assert main(["chat", "--input", str(silence), "--output", str(tmp_path / "o.wav")]) == 2
+    keep = _wav(tmp_path / "keep.wav", 16000)  # the user's earlier reply, not to be lost
+    before = keep.read_bytes()
+    assert main(["chat", "--input", str(silence), "--output", str(keep)]) == 2
     assert "no speech heard" in capsys.readouterr().err
+    assert keep.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav", "silence.wav"]
+
+
+@pytest.mark.parametrize("command", ["chat", "say"])
+@pytest.mark.parametrize("name", ["reply", "reply.xyz", "folder", "/proc/reply.wav"])
+def test_an_output_that_cannot_work_is_refused_before_any_model_loads(
+    command, name, tmp_path, capsys
+):
+    """Fast: the marker guard in conftest.py fails this test if a model loads."""
+    (tmp_path / "folder").mkdir()
+    output = name if name.startswith("/") else str(tmp_path / name)
+    if command == "chat":
+        argv = ["chat", "--input", str(_wav(tmp_path / "q.wav", 16000)), "--output", output]
+    else:
+        argv = ["say", "Hello", "--output", output]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("voice-assistant: error: cannot write"), lines
+    if "." not in Path(name).name:
+        assert ".wav, .flac, .ogg" in lines[0] or "folder" in lines[0], lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extension", ["flac", "ogg", "mp3"])
+def test_say_writes_the_format_the_extension_names(extension, tmp_path):
+    out = tmp_path / f"hi.{extension}"
+    assert main(["say", "Good morning, how can I help?", "--output", str(out)]) == 0
+    audio, rate = soundfile.read(out)
+    assert 1.0 < audio.size / rate < 5.0 and np.abs(audio).max() > 0.05
+    assert soundfile.info(out).format == {"flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}[extension]
 
 
 def test_window_without_display_names_the_headless_commands(monkeypatch):

@@ -46,9 +46,7 @@ def _decode_with_av(path: Path, sample_rate: int) -> np.ndarray:
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate, "PCM_16")
-    except (OSError, soundfile.LibsndfileError) as exc:
-        raise AudioInputError(f"cannot write {path}: {exc}") from None
+    """Write a 16-bit WAV file atomically (see ``output_file``)."""
+    from assistant.audio.output_file import OutputFile
+
+    OutputFile(path).write(audio, sample_rate)

@@ -10,12 +10,10 @@ import collections
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from assistant.audio.files import write_wav
 from assistant.errors import AudioDeviceError
 
 OnStart = Callable[[float], None]
@@ -63,10 +61,10 @@ class NullSink:
 
 
 class FileSink:
-    """Collects the reply in memory and writes it as a WAV file on ``save``."""
+    """Collects the reply in memory; the caller writes it out once the turn succeeded
+    (``assistant.audio.output_file``), so a failed turn never touches a file."""
 
-    def __init__(self, path: str | Path | None = None, sample_rate: int = 22050) -> None:
-        self.path = Path(path) if path else None
+    def __init__(self, sample_rate: int = 22050) -> None:
         self.sample_rate = sample_rate
         self._chunks: list[np.ndarray] = []
         self._lock = threading.Lock()
@@ -91,12 +89,8 @@ class FileSink:
         with self._lock:
             return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
 
-    def save(self) -> None:
-        if self.path is not None:
-            write_wav(self.path, self.audio, self.sample_rate)
-
     def close(self) -> None:
-        self.save()
+        pass
 
 
 class SpeakerSink:

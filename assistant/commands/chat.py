@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from assistant.audio.output_file import OutputFile
 from assistant.audio.sinks import FileSink
 from assistant.audio.sources import FileSource
 from assistant.errors import UserFacingError
@@ -12,14 +13,16 @@ from assistant.session import answer_file
 
 
 def run(args, config) -> int:
+    output = OutputFile(args.output)  # a name or place that cannot work fails before loading
     source = FileSource(args.input, sample_rate=config.audio.sample_rate, realtime=True)
     engines = load_engines(config)
-    sink = FileSink(args.output, engines.tts.sample_rate)
+    sink = FileSink(engines.tts.sample_rate)
     record = answer_file(config, engines, source, sink)
     if record is None or record.outcome == "nothing-heard":
         raise UserFacingError(f"no speech heard in {args.input}")
     if record.outcome == "error":
         raise UserFacingError(f"the turn failed: {record.error}")
+    output.write(sink.audio, sink.sample_rate)
     if args.json:
         print(
             json.dumps(
