@@ -67,7 +67,9 @@ def test_the_language_last_spoken_wins_when_whisper_is_unsure(engines, speech_di
         assert hinted.language == "en" and wer(question, hinted.text) <= 0.25, hinted
         switched = recognizer.transcribe(polish)
         assert switched.language == "pl" and recognizer.language_hint == "pl", switched
-        assert re.search(r"dobry", switched.text, re.I), switched.text
+        # The words are Polish too (Whisper base varies between runs on "Dzień dobry").
+        heard = set(re.findall(r"\w+", switched.text.lower()))
+        assert len(heard & {"dzień", "dobry", "jak", "się", "masz"}) >= 3, switched.text
     finally:
         recognizer.language_hint = kept
 
