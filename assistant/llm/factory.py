@@ -33,11 +33,26 @@ def llama_cpp_is_faster_here(config: LlmConfig) -> bool:
     if importlib.util.find_spec("llama_cpp") is None:
         return False
     from assistant.compute import cuda_device_count
-    from assistant.llm.int8_weights import int8_supported
 
     if config.device == "auto" and cuda_device_count() > 0:
         return False
+    if cpu_lacks_bfloat16():
+        return True  # decided without importing torch, which llama.cpp does not need
+    from assistant.llm.int8_weights import int8_supported
+
     return not int8_supported()
+
+
+def cpu_lacks_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the processor's own flags show no native bfloat16 (Linux); False when
+    they show it or cannot be read, and torch then decides (it also honours limits such
+    as ONEDNN_MAX_CPU_ISA)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as lines:
+            flags = next((line for line in lines if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool(flags) and not {"avx512_bf16", "amx_bf16"} & set(flags.split())
 
 
 def create_chat(config: LlmConfig, store: ModelStore) -> ChatBackend:

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,24 +39,43 @@ class TransformersServe:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.name = str(model_dir)
-        self._log = tempfile.NamedTemporaryFile(prefix="transformers-serve-", suffix=".log")  # noqa: SIM115 (lives as long as the server)
+        self._lines: list[str] = []
+        self._ready = threading.Event()  # uvicorn said it serves, or the process ended
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [str(TRANSFORMERS_CLI), "serve", str(model_dir), "--host", "127.0.0.1",
              "--port", str(self.port), "--device", "cpu"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", env=env, start_new_session=True,
         )  # fmt: skip
+        threading.Thread(target=self._read_output, daemon=True).start()
         try:
-            wait_until_serving(self.url, start_timeout_s, self.process, self.log_tail)
+            if not self._ready.wait(start_timeout_s):
+                raise AssertionError(
+                    f"transformers serve did not start in {start_timeout_s:g} s:\n"
+                    + self.log_tail()
+                )
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"transformers serve exited ({self.process.returncode}):\n{self.log_tail()}"
+                )
+            self.served = served_models(self.url)
         except BaseException:
             self.stop()
             raise
         self.startup_s = time.monotonic() - self.started
 
+    def _read_output(self) -> None:
+        """Keeps the server's output for failure messages; signals uvicorn's ready line."""
+        for line in self.process.stdout:
+            self._lines.append(line)
+            if "Uvicorn running on" in line:
+                self._ready.set()
+        self._ready.set()  # the process closed its output: it has ended
+
     def log_tail(self, chars: int = 3000) -> str:
-        return Path(self._log.name).read_text(errors="replace")[-chars:]
+        return "".join(self._lines)[-chars:]
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: the kernel closes its sockets mid-stream."""
@@ -72,30 +90,27 @@ class TransformersServe:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._log.close()
 
 
-def wait_until_serving(
-    url: str,
-    timeout_s: float,
-    process: subprocess.Popen | None = None,
-    log_tail: Callable[[], str] = lambda: "",
-) -> list[str]:
-    """Polls ``{url}/models`` until it answers 200 (the served names), the process exits or
-    ``timeout_s`` passes (an AssertionError with the server's log)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited ({process.returncode}):\n{log_tail()}")
-        try:
-            response = httpx2.get(f"{url}/models", timeout=2.0)
-            if response.status_code == 200:
-                return [m["id"] for m in response.json()["data"]]
-        except httpx2.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no answer from {url}/models in {timeout_s:g} s:\n{log_tail()}")
-        time.sleep(0.2)  # between polls; the deadline above bounds the wait
+def served_models(url: str) -> list[str]:
+    """The model names ``{url}/models`` lists."""
+    response = httpx2.get(f"{url}/models", timeout=10.0)
+    response.raise_for_status()
+    return [m["id"] for m in response.json()["data"]]
+
+
+def wait_for_client_to_leave(handler: BaseHTTPRequestHandler, timeout_s: float) -> None:
+    """Block until the client closes the connection (a read finds its end), at most
+    ``timeout_s``; its leaving is raised as BrokenPipeError, which ``Scripted`` records."""
+    handler.connection.settimeout(timeout_s)
+    try:
+        left = handler.connection.recv(1) == b""
+    except TimeoutError:
+        left = False
+    except ConnectionResetError:
+        left = True
+    if left:
+        raise BrokenPipeError("the client closed the connection")
 
 
 class Scripted:

@@ -56,14 +56,6 @@ class Assistant:
         )
 
     @property
-    def clock(self):
-        return self.ctx.turns.clock
-
-    @property
-    def timer(self):
-        return self.ctx.timer
-
-    @property
     def busy(self) -> bool:
         return self.ctx.turns.busy
 
