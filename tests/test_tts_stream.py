@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assistant.derived_cache import DerivedCache
 from assistant.tts.piper_engine import _FIRST_FRAMES, _LATER_FRAMES, pieces
 
 
@@ -55,8 +56,9 @@ def test_a_graph_without_a_vits_vocoder_is_not_split(tmp_path):
     )
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    assert split_voice(path, tmp_path / "cache") is None
-    assert split_voice(path, tmp_path / "cache") is None  # remembered, not parsed again
+    cache = DerivedCache(tmp_path / "cache")
+    assert split_voice(path, cache) is None
+    assert split_voice(path, cache) is None  # remembered, not parsed again
 
 
 def test_the_embedded_voice_splits_into_two_cached_halves(tmp_path):
@@ -68,13 +70,13 @@ def test_the_embedded_voice_splits_into_two_cached_halves(tmp_path):
     from assistant.tts.vits_split import split_voice
 
     model, _ = ModelStore().piper_voice("default")
-    split = split_voice(model, tmp_path)
+    split = split_voice(model, DerivedCache(tmp_path))
     assert split is not None and split.conditioning == ()  # one speaker: no embedding
     vocoder = onnxruntime.InferenceSession(str(split.vocoder))
     assert [i.name for i in vocoder.get_inputs()] == [split.latent]
     acoustic = onnxruntime.InferenceSession(str(split.acoustic))
     assert [o.name for o in acoustic.get_outputs()] == [split.latent]
-    assert split_voice(model, tmp_path) == split  # the second time from the cache
+    assert split_voice(model, DerivedCache(tmp_path)) == split  # the second time from the cache
 
 
 def test_a_broken_or_unwritable_split_cache_never_silences_the_voice(tmp_path):
@@ -85,12 +87,12 @@ def test_a_broken_or_unwritable_split_cache_never_silences_the_voice(tmp_path):
     from assistant.tts.vits_split import split_voice
 
     model, voice_config = ModelStore().piper_voice("default")
-    split = split_voice(model, tmp_path)
+    split = split_voice(model, DerivedCache(tmp_path))
     (split.vocoder.parent / "split.json").write_text("{not json", encoding="utf-8")
-    assert split_voice(model, tmp_path) == split  # re-made, not a crash
+    assert split_voice(model, DerivedCache(tmp_path)) == split  # re-made, not a crash
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    voice, vocoder = _load(model, voice_config, blocked)
+    voice, vocoder = _load(model, voice_config, DerivedCache(blocked))
     assert vocoder is None
     ids = voice.phonemes_to_ids(voice.phonemize("Hello.")[0])
     inputs = {
@@ -122,7 +124,7 @@ def test_the_voice_gain_is_measured_once_and_kept(tmp_path, monkeypatch):
 
     monkeypatch.setattr(piper_engine.PiperEngine, "synthesize", counting)
     first = piper_engine.PiperEngine(TtsConfig(), store)
-    record = cache_folder(store.piper_voice("default")[0], tmp_path / "models") / "gain.json"
+    record = cache_folder(store.piper_voice("default")[0], store.derived) / "gain.json"
     assert calibrations == [True] and record.is_file() and 1.0 < first._gain < 8.0
     again = piper_engine.PiperEngine(TtsConfig(speed=1.5), store)
     assert calibrations == [True] and again._gain == first._gain  # read, not measured

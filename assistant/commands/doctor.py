@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import platform
+import time
 
+from assistant.derived_cache import Check
 from assistant.display import has_display
 from assistant.errors import ModelError
-from assistant.model_store import ModelStore
+from assistant.model_store import CONVERTED_LLM, ModelStore, made_from
+from assistant.tts.vits_split import check_split
 
 
 def run(args, config) -> int:
@@ -51,17 +54,47 @@ def audio_report() -> int:
 
 
 def model_report(store: ModelStore) -> int:
+    """Every packaged file and every prepared copy, each against its full sha256."""
     problems = 0
     print("models:")
     for entry in store.catalog.values():
+        start = time.perf_counter()
         try:
-            store.source_files(entry, force=True)
-            print(f"  {entry.kind}: {entry.name}: ok (sha256 verified)")
+            files = store.source_files(entry, force=True)
         except ModelError as exc:
             problems += 1
             message = str(exc).replace(". Fix: ", "\n    fix: ")
             print(f"  {entry.kind}: {entry.name}: FAILED\n    {message}")
+            continue
+        size = sum(p.stat().st_size for p in files.values())
+        took = time.perf_counter() - start
+        print(
+            f"  {entry.kind}: {entry.name}: ok (sha256 of {len(files)} packaged file(s), "
+            f"{size / 1e6:.0f} MB, {took * 1000:.0f} ms)"
+        )
+        for label, check in prepared_checks(store, entry, files):
+            if check.ok:
+                print(f"    {label}: ok ({check.describe()})")
+            elif check.missing:
+                print(f"    {label}: not prepared yet (made on first use, or by prepare-models)")
+            else:
+                problems += 1
+                print(
+                    f"    {label}: FAILED: {check.problem}\n"
+                    "    fix: run 'voice-assistant prepare-models' (rebuilds it from the packages)"
+                )
     return problems
+
+
+def prepared_checks(store: ModelStore, entry, files) -> list[tuple[str, Check]]:
+    """(what, full check) of each cache folder made from ``entry``."""
+    if entry.kind == "asr":
+        return [("assembled copy", store.derived.check(entry.id, made_from(entry), full=True))]
+    if entry.kind == "llm":
+        name = entry.id + CONVERTED_LLM
+        return [("safetensors conversion", store.derived.check(name, made_from(entry), full=True))]
+    voice = next(p for rel, p in files.items() if rel.endswith(".onnx"))
+    return [("voice split at its vocoder", check_split(voice, store.derived))]
 
 
 def llm_report(config) -> int:

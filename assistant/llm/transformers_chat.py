@@ -28,7 +28,7 @@ from assistant.errors import ConfigError, ModelError
 from assistant.llm import decode_attention, torch_compat
 from assistant.llm.prompt_cache import PromptCache
 from assistant.llm.tokenized import NEXT_TURN_TOKENS, TokenizedChat
-from assistant.model_store import ModelStore
+from assistant.model_store import CONVERTED_LLM, ModelStore, default_model_id
 
 log = logging.getLogger(__name__)
 
@@ -305,24 +305,26 @@ def _stop_token_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def resolve_weights(store: ModelStore, reference: str) -> tuple[Path, str | None]:
-    """Where to load the LLM from; the embedded GGUF is converted on first use."""
+def resolve_weights(
+    store: ModelStore, reference: str, *, full: bool = False
+) -> tuple[Path, str | None]:
+    """Where to load the LLM from; the embedded GGUF is converted once into the cache."""
     folder, gguf = store.llm_source(reference)
     if reference != "default":
         return folder, gguf
-    cached = store.llm_cache_dir()
-    if not (cached / "model.safetensors").is_file() or not (cached / "config.json").is_file():
-        convert_gguf(folder, gguf, cached)
-    return cached, None
+    entry = store.catalog[default_model_id("llm")]
+    converted = store.prepared(
+        entry, lambda target: convert_gguf(folder, gguf, target), suffix=CONVERTED_LLM, full=full
+    )
+    return converted, None
 
 
 def convert_gguf(folder: Path, gguf: str | None, target: Path) -> None:
-    """De-quantise a GGUF checkpoint once and save it as a safetensors folder."""
+    """De-quantise a GGUF checkpoint and save it as a safetensors folder into ``target``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    tmp = target.with_name(target.name + ".tmp")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
@@ -333,11 +335,5 @@ def convert_gguf(folder: Path, gguf: str | None, target: Path) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    tmp.rename(target)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import TtsConfig
+from assistant.derived_cache import DerivedCache
 from assistant.errors import ModelError
 from assistant.model_store import ModelStore
 from assistant.tts.vits_split import cache_folder, split_voice
@@ -43,12 +44,12 @@ class PiperEngine:
 
         model, voice_config = store.piper_voice(config.voice)
         try:
-            self.voice, self._vocoder = _load(model, voice_config, store.root / "models")
+            self.voice, self._vocoder = _load(model, voice_config, store.derived)
         except Exception as exc:  # onnx, onnxruntime and json raise a zoo of types
             raise ModelError(f"cannot load the Piper voice {model}: {exc}") from None
         self.sample_rate = self.voice.config.sample_rate
         self._synthesis = SynthesisConfig(length_scale=1.0)
-        self._gain = self._voice_gain(cache_folder(model, store.root / "models") / _GAIN_FILE)
+        self._gain = self._voice_gain(cache_folder(model, store.derived) / _GAIN_FILE)
         self._synthesis = SynthesisConfig(length_scale=1.0 / max(0.25, config.speed))
 
     def _voice_gain(self, record: Path) -> float:
@@ -133,7 +134,7 @@ def pieces(frames: int) -> Iterator[tuple[int, int]]:
         start, size = end, _LATER_FRAMES
 
 
-def _load(model: Path, voice_config: Path, cache_root: Path):
+def _load(model: Path, voice_config: Path, cache: DerivedCache):
     """The voice (its session computing up to the vocoder where it splits) and the vocoder
     (session, latent input name, conditioning input names), or None if it does not split."""
     import onnxruntime
@@ -141,10 +142,10 @@ def _load(model: Path, voice_config: Path, cache_root: Path):
 
     config = PiperConfig.from_dict(json.loads(voice_config.read_text(encoding="utf-8")))
     try:
-        split = split_voice(model, cache_root)
+        split = split_voice(model, cache)
     except OSError as exc:  # a read-only or full cache: the voice still speaks, unsplit
         log.warning(
-            "cannot keep the split voice in %s (%s); speaking whole sentences", cache_root, exc
+            "cannot keep the split voice in %s (%s); speaking whole sentences", cache.root, exc
         )
         split = None
 

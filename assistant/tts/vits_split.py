@@ -9,19 +9,19 @@ latent 28 ms, and the vocoder 14 ms for its first 24 frames plus context.
 
 The cut is made from the voice's own graph (``onnx.utils.Extractor``), by node names
 that every Piper/VITS export shares (``/dec/...``), once per voice file: the halves are
-kept in the cache, since parsing the graph in the app would leave ~60 MB of the process
-behind. A graph without those names is not split, and speaks whole sentences as before.
+kept in the cache (a folder with its own checksums: ``assistant/derived_cache.py``),
+since parsing the graph in the app would leave ~60 MB of the process behind. A graph
+without those names is not split, and speaks whole sentences as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from assistant.derived_cache import Check, DerivedCache
 
 _VOCODER_PREFIX = "/dec/"
 _VOCODER_FIRST_NODE = "/dec/conv_pre/Conv"
@@ -38,44 +38,40 @@ class SplitVoice:
     conditioning: tuple[str, ...]  # other vocoder inputs (a speaker embedding), not per frame
 
 
-def cache_folder(model_path: Path, cache_root: Path) -> Path:
+def _key(model_path: Path) -> str:
+    stat = model_path.stat()
+    return f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cache_folder(model_path: Path, cache: DerivedCache) -> Path:
     """Where what is derived from the voice file at ``model_path`` is kept; a changed file
     (other size or time) gets a new folder."""
-    stat = model_path.stat()
-    key = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return cache_root / f"piper-split-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+    digest = hashlib.blake2b(_key(model_path).encode(), digest_size=8).hexdigest()
+    return cache.path(f"piper-split-{digest}")
 
 
-def split_voice(model_path: Path, cache_root: Path) -> SplitVoice | None:
-    """The two halves of the voice at ``model_path`` (made once into ``cache_root``), or
-    None if its graph has no VITS vocoder to cut at."""
-    folder = cache_folder(model_path, cache_root)
-    info = _cached(folder)
-    if info is None:
-        _write_split(model_path, folder)
-        info = _cached(folder)
-    if info is None or not info["split"]:
+def split_voice(model_path: Path, cache: DerivedCache, *, full: bool = False) -> SplitVoice | None:
+    """The two halves of the voice at ``model_path`` (made once into ``cache``, checked on
+    every use), or None if its graph has no VITS vocoder to cut at."""
+    folder = cache.get(
+        cache_folder(model_path, cache).name,
+        lambda target: _write_split(model_path, target),
+        made_from=_key(model_path),
+        what=f"the split voice {model_path.name}",
+        full=full,
+        source=model_path,
+    )
+    info = json.loads((folder / _INFO).read_text(encoding="utf-8"))
+    if not info["split"]:
         return None
     return SplitVoice(
         folder / _ACOUSTIC, folder / _VOCODER, info["latent"], tuple(info["conditioning"])
     )
 
 
-def _cached(folder: Path) -> dict | None:
-    """The split recorded in ``folder``; None if missing, unreadable or incomplete."""
-    try:
-        info = json.loads((folder / _INFO).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or "split" not in info:
-        return None
-    if info["split"] and not (
-        "latent" in info
-        and "conditioning" in info
-        and all((folder / name).is_file() for name in (_ACOUSTIC, _VOCODER))
-    ):
-        return None
-    return info
+def check_split(model_path: Path, cache: DerivedCache) -> Check:
+    """The full check of the split made from the voice at ``model_path``."""
+    return cache.check(cache_folder(model_path, cache).name, _key(model_path), full=True)
 
 
 def _write_split(model_path: Path, folder: Path) -> None:
@@ -84,25 +80,18 @@ def _write_split(model_path: Path, folder: Path) -> None:
 
     model = onnx.load(str(model_path))
     cut = _cut_points(model.graph)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     info: dict = {"split": cut is not None}
     if cut is not None:
         inputs, latent, conditioning, outputs = cut
         extractor = Extractor(model)
         vocoder = extractor.extract_model([latent, *conditioning], outputs)
         if _self_contained(vocoder.graph):
-            onnx.save(extractor.extract_model(inputs, [latent, *conditioning]), tmp / _ACOUSTIC)
-            onnx.save(vocoder, tmp / _VOCODER)
+            onnx.save(extractor.extract_model(inputs, [latent, *conditioning]), folder / _ACOUSTIC)
+            onnx.save(vocoder, folder / _VOCODER)
             info.update(latent=latent, conditioning=list(conditioning))
         else:
             info["split"] = False
-    (tmp / _INFO).write_text(json.dumps(info), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process put its (identical) split there first
-        shutil.rmtree(tmp, ignore_errors=True)
+    (folder / _INFO).write_text(json.dumps(info), encoding="utf-8")
 
 
 def _self_contained(graph) -> bool:
