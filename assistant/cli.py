@@ -19,6 +19,7 @@ from assistant.display import HEADLESS_HINT
 from assistant.errors import UserFacingError
 
 EXIT_USER_ERROR = 2
+WindowOpener = Callable[..., int]  # (config, *, allow_second: bool) -> exit status
 
 
 def _global_options(parser: argparse.ArgumentParser, default=None) -> None:
@@ -51,6 +52,12 @@ def _global_options(parser: argparse.ArgumentParser, default=None) -> None:
     )
     parser.add_argument(
         "--device", default=default, choices=["auto", "cpu", "cuda"], help="compute device"
+    )
+    parser.add_argument(
+        "--allow-second-instance",
+        action="store_true",
+        default=False if default is None else default,
+        help="run a live session (listen, the window) even if another one is running",
     )
     parser.add_argument(
         "-v",
@@ -131,9 +138,9 @@ def load_config(args: argparse.Namespace) -> AssistantConfig:
 
 
 def main(
-    argv: list[str] | None = None, *, open_window: Callable[[AssistantConfig], int] | None = None
+    argv: list[str] | None = None, *, open_window: WindowOpener | None = None
 ) -> int:
-    """Run one command; with none, ``open_window(config)``.
+    """Run one command; with none, ``open_window(config, allow_second=...)``.
 
     The window is passed in by the entry point (``ui.launcher``) so that the engine
     never imports the UI or Qt, and the headless commands run where neither is installed.
@@ -147,7 +154,7 @@ def main(
     try:
         config = load_config(args)
         if args.command is None:
-            return _window(open_window, config)
+            return _window(open_window, config, args.allow_second_instance)
         module = importlib.import_module(f"assistant.commands.{args.command.replace('-', '_')}")
         return module.run(args, config)
     except UserFacingError as exc:
@@ -157,7 +164,7 @@ def main(
         return 130
 
 
-def _window(open_window: Callable[[AssistantConfig], int] | None, config: AssistantConfig) -> int:
+def _window(open_window: WindowOpener | None, config: AssistantConfig, allow_second: bool) -> int:
     if open_window is None:
         print(
             "voice-assistant: no desktop window from this entry point; "
@@ -165,7 +172,7 @@ def _window(open_window: Callable[[AssistantConfig], int] | None, config: Assist
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    return open_window(config)
+    return open_window(config, allow_second=allow_second)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def test_window_without_display_names_the_headless_commands(monkeypatch):
 
 def test_doctor_reports_models_and_devices():
     result = cli("doctor")
-    assert "sha256 verified" in result.stdout and "gpu:" in result.stdout
+    assert "sha256 of 5 packaged file(s)" in result.stdout and "gpu:" in result.stdout
     assert "audio devices" in result.stdout
 
 

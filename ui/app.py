@@ -2,8 +2,9 @@
 
 The window opens at once and shows loading progress; when the models are in, the audio
 devices are opened and the assistant starts. A missing microphone or speaker is shown in
-the window rather than ending the app: typed questions still work without either
-(the assistant reports those as ErrorOccurred events and keeps running).
+the window rather than ending the app: typed questions still work without either (a
+microphone that cannot be opened at start is replaced by silence; a speaker that cannot,
+or a device lost later, is reported as an ErrorOccurred event while the assistant runs).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from assistant.audio.sinks import AudioSink, NullSink, SpeakerSink
 from assistant.audio.sources import AudioSource, MicrophoneSource
 from assistant.config import AssistantConfig
-from assistant.errors import UserFacingError
+from assistant.errors import AudioDeviceError, UserFacingError
 from assistant.events import State
 from assistant.pipeline import Assistant
 from assistant.pipeline.engines import Engines, load_engines
@@ -124,19 +125,37 @@ class AppController(QObject):
         if partial is None:
             on_gpu = getattr(engines.recognizer, "device", "cpu") == "cuda"
             partial = _PARTIALS_ON_GPU_S if on_gpu else 0.0
-        assistant = Assistant(self.config, engines, source, sink, partial_every_s=partial)
-        self.window.attach(assistant)
         try:
-            # A missing microphone or speaker arrives as an ErrorOccurred event, not here.
-            assistant.start()
+            try:
+                assistant = self._launch(engines, source, sink, partial)
+            except AudioDeviceError as exc:
+                # The microphone cannot be opened: say so, and answer typed questions.
+                self.window.show_error("audio-in", _describe(exc))
+                silent = _SilentSource(self.config.audio.sample_rate)
+                assistant = self._launch(engines, silent, sink, partial)
         except Exception as exc:  # the window must stay up to say what went wrong
-            self.window.detach()
             self.window.show_error("start", _describe(exc), fatal=True)
             self.window.status.set_state(State.STOPPED, "the assistant could not start")
-            assistant.shutdown()
             return
         self._assistant = assistant
         self.assistant_started.emit(assistant)
+
+    def _launch(
+        self, engines: Engines, source: AudioSource, sink: AudioSink, partial: float
+    ) -> Assistant:
+        """A started assistant on ``source``; one that fails to start is shut down."""
+        assistant = Assistant(self.config, engines, source, sink, partial_every_s=partial)
+        self.window.attach(assistant)
+        try:
+            # The source is opened first: one that fails raises AudioDeviceError before
+            # anything runs. A speaker that fails, or a microphone lost later, arrives as
+            # an ErrorOccurred event instead.
+            assistant.start()
+        except BaseException:
+            self.window.detach()
+            assistant.shutdown()
+            raise
+        return assistant
 
     def shutdown(self, timeout: float = 10.0, load_timeout: float = 120.0) -> list[str]:
         """Stop the assistant (or wait out a load in progress); returns threads still alive."""
@@ -160,7 +179,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class _SilentSource:
-    """Used when no source could even be built: the assistant runs on typed questions."""
+    """Used when no source could be built or opened: the assistant runs on typed questions."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -214,6 +233,17 @@ def run_app(
         if left:
             log.warning("threads still running at exit: %s", ", ".join(left))
     return status
+
+
+ALREADY_RUNNING_TITLE = "Voice Assistant is already running"
+
+
+def show_already_running(message: str) -> None:
+    """Tell someone who started the app from a menu, not a terminal, why no window opens."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setWindowIcon(app_icon())
+    QMessageBox.critical(None, ALREADY_RUNNING_TITLE, message)
 
 
 def _quit_on_sigint(app: QApplication) -> Callable[[], None]:

@@ -35,19 +35,21 @@ class Runner:
             handler.waiting = lambda inbox=inbox: not inbox.empty()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._source_open = False
 
     def start(self) -> None:
-        """Open the devices and start the workers (models are already loaded)."""
-        for handler in self.handlers:
-            handler.start()
+        """Open the devices and start the workers (models are already loaded).
+
+        A source that cannot be opened raises its ``AudioDeviceError`` before anything
+        else has started: a microphone missing at start is the user's to fix, not one to
+        wait for. (One lost later is reopened by the capture loop.) ``shutdown`` after a
+        failed start is safe."""
+        self.source.start()
         try:
-            self.source.start()
-            self._source_open = True
-        except AudioDeviceError as exc:
-            self.ctx.emit(
-                ErrorOccurred(0, "audio-in", f"{exc}; retrying every {_RECONNECT_S:.0f} s")
-            )
+            for handler in self.handlers:
+                handler.start()
+        except BaseException:
+            self.source.close()
+            raise
         self._spawn("capture", self._capture_loop)
         for i, handler in enumerate(self.handlers):
             following = self.handlers[i + 1] if i + 1 < len(self.handlers) else None
@@ -96,7 +98,7 @@ class Runner:
 
     def _capture_loop(self) -> None:
         first = self.handlers[0].name
-        opened = self._source_open
+        opened = True  # by start
         while not self._stop.is_set():
             if not opened:
                 if self._stop.wait(_RECONNECT_S):
