@@ -364,16 +364,18 @@ class WhisperRecognizer:
         language: str | None = None,
         task: str | None = None,
         decoding: FileDecoding = FILE_DECODING,
+        progress: Callable[[float], None] | None = None,
     ) -> Transcript:
         """Decode a whole recording (mono 16 kHz float32) for accuracy, with timestamps.
 
         ``asr.beam_size`` and ``asr.window`` are the live path's; a file takes
         ``decoding`` and always the full window, whatever the recogniser was loaded for.
+        ``progress`` is told the end (in seconds) of each segment as it is decoded.
         """
         language = check_language(language) or self.language
         self.model.window_frames = None
         result, _ = self._transcribe(
-            audio, language, task, decoding.vad_filter, True, None, decoding
+            audio, language, task, decoding.vad_filter, True, None, decoding, progress
         )
         return result
 
@@ -412,6 +414,7 @@ class WhisperRecognizer:
         timestamps,
         frames,
         file_decoding: FileDecoding | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> tuple[Transcript, bool]:
         """The transcript, and whether Whisper looped somewhere (those segments dropped).
 
@@ -459,6 +462,8 @@ class WhisperRecognizer:
         )
         kept, looped = [], False
         for s in segments:
+            if progress is not None:
+                progress(s.end)
             text, loops = s.text.strip(), self._looping(s)
             if loops and frames is not None and s.no_speech_prob < cfg.no_speech_threshold:
                 once = said_once(text)

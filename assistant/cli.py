@@ -137,18 +137,18 @@ def load_config(args: argparse.Namespace) -> AssistantConfig:
     return config
 
 
-def main(
-    argv: list[str] | None = None, *, open_window: WindowOpener | None = None
-) -> int:
+def main(argv: list[str] | None = None, *, open_window: WindowOpener | None = None) -> int:
     """Run one command; with none, ``open_window(config, allow_second=...)``.
 
     The window is passed in by the entry point (``ui.launcher``) so that the engine
     never imports the UI or Qt, and the headless commands run where neither is installed.
     """
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
+    logging.basicConfig(  # without -v a warning is one plain line for the user
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(threadName)s %(name)s: %(message)s",
+        format="%(asctime)s %(threadName)s %(name)s: %(message)s"
+        if args.verbose
+        else "voice-assistant: %(message)s",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the assistant never reaches a model hub
     try:

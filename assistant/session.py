@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assistant.audio.sinks import AudioSink
@@ -88,6 +90,46 @@ def answer_file(
     assistant.subscribe(log)
     assistant.start()
     try:
+        return wait_for_answer(assistant, source, log, config.vad.end_silence_ms / 1000)
+    finally:
+        assistant.shutdown()
+
+
+def answer_question(
+    config: AssistantConfig,
+    engines: Engines,
+    source: FileSource,
+    sink: AudioSink,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> TurnRecord | None:
+    """Answer the whole of ``source``'s file as ONE utterance; its record, None if unheard.
+
+    Push-to-talk semantics on the live pipeline: the talk button is held from the file's
+    first sample until it has all been delivered, so pauses inside the question do not
+    end the turn, and the pipeline answers it once. ``on_progress(heard_s, total_s)`` is
+    called a few times a second while the file is fed, and once with all of it heard.
+    """
+    config = dataclasses.replace(config, vad=dataclasses.replace(config.vad, mode="push-to-talk"))
+    log = TurnLog()
+    assistant = Assistant(config, engines, source, sink)
+    assistant.subscribe(log)
+    total_s = source.audio.size / source.sample_rate
+    # Presses are stamped when made and applied at the audio captured at that instant:
+    # this one precedes the source's start, so it holds from the file's first window.
+    assistant.push_to_talk(True)
+    assistant.start()
+    try:
+        started = time.monotonic()
+        while not source.finished.wait(0.25):
+            heard_s = time.monotonic() - started  # the file is paced at the wall clock
+            if heard_s > total_s + 60:
+                raise UserFacingError("the assistant stopped taking in the recording")
+            if on_progress is not None:
+                on_progress(min(heard_s, total_s), total_s)
+        # Released as soon as the last block is out: applied after the file's last window.
+        assistant.push_to_talk(False)
+        if on_progress is not None:
+            on_progress(total_s, total_s)
         return wait_for_answer(assistant, source, log, config.vad.end_silence_ms / 1000)
     finally:
         assistant.shutdown()

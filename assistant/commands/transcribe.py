@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
-from assistant.asr import Segment, WhisperRecognizer, check_language
+from assistant.asr import SAMPLE_RATE, Segment, WhisperRecognizer, check_language
 from assistant.audio import read_audio
 from assistant.config import AssistantConfig
 from assistant.model_store import ModelStore
+from assistant.progress import ProgressLine, clock
 
 
 def run(args, config) -> int:
     language = check_language(args.language)  # fail on a bad code before loading anything
     audio = read_audio(args.file)
-    result = file_recognizer(config).transcribe_file(audio, language=language, task=args.task)
+    recognizer = file_recognizer(config)
+    with ProgressLine() as line:  # stderr, on a terminal only: stdout is the transcript
+        show = _transcribing(line, audio.size / SAMPLE_RATE)
+        show(0.0)
+        result = recognizer.transcribe_file(audio, language=language, task=args.task, progress=show)
     if args.format == "json":
         print(
             json.dumps(
@@ -46,6 +52,16 @@ def file_recognizer(config: AssistantConfig) -> WhisperRecognizer:
     and decoder rather than to the live path's one-thread decoder."""
     asr = dataclasses.replace(config.asr, window="full")
     return WhisperRecognizer(ModelStore().whisper_dir(asr.model), asr)
+
+
+def _transcribing(line: ProgressLine, duration: float) -> Callable[[float], None]:
+    """Shows how far decoding has got: "transcribing 2:30 / 10:00 (25%)"."""
+
+    def show(at: float) -> None:
+        at = min(max(at, 0.0), duration)
+        line.update(f"transcribing {clock(at)} / {clock(duration)} ({100 * at / duration:.0f}%)")
+
+    return show
 
 
 def subtitles(segments: list[Segment], *, srt: bool) -> str:
