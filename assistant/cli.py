@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", parents=[common], help="print the transcript of an audio file")
     p.add_argument("file", type=Path)
     p.add_argument("--language", help="Whisper language code (default: detect)")
-    p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
+    p.add_argument(
+        "--task", choices=["transcribe", "translate"], help="default: asr.task (transcribe)"
+    )
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
 
     p = sub.add_parser(

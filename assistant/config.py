@@ -96,7 +96,13 @@ def _language(code: str | None) -> bool:
     return code in language_codes()
 
 
-_DEVICE = {**limits(ge=0), "expects": "a device name or an index"}
+def _device(value: str | int | None) -> bool:
+    return not isinstance(value, str) or value.strip() != ""  # "" would match every device
+
+
+_DEVICE = {**limits(ge=0), **rule(_device, "a device name or an index")}
+# A thread count past any machine's cores: a typo (or 100000) would start that many threads.
+_MAX_THREADS = 1024
 
 
 @dataclass
@@ -119,21 +125,23 @@ class VadConfig:
     mode: Literal["hands-free", "push-to-talk"] = "hands-free"
     threshold: float = field(default=0.5, metadata=limits(gt=0, lt=1))  # speech probability
     # shorter bursts are noise, not a turn
-    min_speech_ms: int = field(default=200, metadata=limits(ge=0))
-    end_silence_ms: int = field(default=600, metadata=limits(gt=0))  # silence that ends a turn
+    min_speech_ms: int = field(default=200, metadata=limits(ge=0, le=5000))
+    # silence that ends a turn; past 10 s a turn would seem never to end
+    end_silence_ms: int = field(default=600, metadata=limits(gt=0, le=10_000))
     # Silence that ends a turn once the speculative transcript reads as a finished sentence
     # (it ends in . ? or !); 0 always waits for end_silence_ms. Needs speculation on.
-    finished_silence_ms: int = field(default=300, metadata=limits(ge=0))
+    finished_silence_ms: int = field(default=300, metadata=limits(ge=0, le=10_000))
     # After this much silence the reply is prepared speculatively (transcribed, generated,
     # synthesised) while the end of the turn is confirmed; 0 turns it off. One VAD window:
     # a quiet window inside a word starts an attempt that speech then drops, and the
     # recogniser abandons it after its encoder pass, so it holds up the real one at most
     # that long (docs/performance.md has the measurements).
-    speculate_after_ms: int = field(default=32, metadata=limits(ge=0))
+    speculate_after_ms: int = field(default=32, metadata=limits(ge=0, le=10_000))
     # audio kept from before speech started, so the first syllable survives
-    pre_roll_ms: int = field(default=500, metadata=limits(ge=0))
-    # a turn is cut here even if the user keeps talking
-    max_utterance_s: float = field(default=90.0, metadata=limits(gt=0))
+    pre_roll_ms: int = field(default=500, metadata=limits(ge=0, le=10_000))
+    # A turn is cut here even if the user keeps talking: under a second no question fits,
+    # and ten minutes is already 38 MB of audio held for one transcription.
+    max_utterance_s: float = field(default=90.0, metadata=limits(ge=1, le=600))
     barge_in: bool = True  # speech while the assistant talks interrupts it
 
 
@@ -147,11 +155,12 @@ class AsrConfig:
         metadata=rule(_language, "a Whisper language code such as en, fr, de, es, zh, or 'auto'"),
     )
     task: Literal["transcribe", "translate"] = "transcribe"
-    # Live turns only; files decode with asr.FILE_DECODING (beam 5).
-    beam_size: int = field(default=1, metadata=limits(ge=1))
+    # Live turns only; files decode with asr.FILE_DECODING (beam 5). Wider beams cost
+    # latency on every turn for no measurable accuracy past a handful.
+    beam_size: int = field(default=1, metadata=limits(ge=1, le=16))
     # 0: with a fitted window on a CPU, decoding on 1 thread and encoding on up to 4 (a
     # second copy of the model, ~110 MB); else CTranslate2's default. N: N for both.
-    cpu_threads: int = field(default=0, metadata=limits(ge=0))
+    cpu_threads: int = field(default=0, metadata=limits(ge=0, le=_MAX_THREADS))
     # Segments above this no-speech probability (and below log_prob_threshold) are silence.
     no_speech_threshold: float = field(default=0.6, metadata=limits(ge=0, le=1))
     log_prob_threshold: float = field(default=-1.0, metadata=limits(le=0))  # a log-probability
@@ -187,19 +196,22 @@ class LlmConfig:
         default="", metadata=rule(_http_url, "'' or a URL starting with http:// or https://")
     )
     served_model: str = ""
-    # no first token (or no next token) for this long fails
-    request_timeout_s: float = field(default=20.0, metadata=limits(gt=0))
+    # no first token (or no next token) for this long fails; under half a second even a
+    # local server fails every request, and past an hour a dead one is never reported
+    request_timeout_s: float = field(default=20.0, metadata=limits(ge=0.5, le=3600))
     fallback_to_local: bool = False  # answer with the local model when the server fails
     system_prompt: str = (
         "You are a friendly voice assistant running on the user's own computer. "
         "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
     )
-    max_new_tokens: int = field(default=96, metadata=limits(ge=1))
+    # a spoken reply; 4096 tokens is already some twenty minutes of speech
+    max_new_tokens: int = field(default=96, metadata=limits(ge=1, le=4096))
     # Prompt budget: the oldest turns are dropped past it. It must hold the system prompt
-    # and a question, and more than one reply (see _RELATIONS).
-    context_tokens: int = field(default=1536, metadata=limits(ge=256))
+    # and a question, and more than one reply (see _RELATIONS). llama.cpp allocates its
+    # cache for all of it at load, so a huge value fails there, not here, without a bound.
+    context_tokens: int = field(default=1536, metadata=limits(ge=256, le=131_072))
     temperature: float = field(default=0.0, metadata=limits(ge=0, le=2))  # 0: greedy
-    threads: int = field(default=0, metadata=limits(ge=0))  # 0: torch default
+    threads: int = field(default=0, metadata=limits(ge=0, le=_MAX_THREADS))  # 0: torch default
     # "auto": int8 weights with bfloat16 activations on CPUs that run them natively
     # (decoding reads a quarter of the bytes and picks the float model's tokens), else
     # float32, and float32 when path is "stock"; "int8": always (an error on CPUs
@@ -214,13 +226,14 @@ class TtsConfig:
     # Piper's rate; beyond these speech turns unintelligible.
     speed: float = field(default=1.0, metadata=limits(ge=0.25, le=4))
     # a clause shorter than this waits for more text
-    min_phrase_chars: int = field(default=24, metadata=limits(ge=0))
-    # longer text is cut at the last space; much shorter cuts every word or two
-    max_phrase_chars: int = field(default=160, metadata=limits(ge=10))
+    min_phrase_chars: int = field(default=24, metadata=limits(ge=0, le=1000))
+    # longer text is cut at the last space; much shorter cuts every word or two, and much
+    # longer waits for a paragraph before the voice starts
+    max_phrase_chars: int = field(default=160, metadata=limits(ge=10, le=1000))
     # The reply's first phrase ends sooner, so the user hears it sooner: at any clause
     # break, before a word like "in" or "because" once 3 words precede it, or after this
     # many words. 0: it waits for a sentence end or a long clause like the others.
-    first_phrase_words: int = field(default=8, metadata=limits(ge=0))
+    first_phrase_words: int = field(default=8, metadata=limits(ge=0, le=100))
 
 
 # Settings bounded by another one: (setting, operator, other setting).
@@ -246,18 +259,16 @@ class AssistantConfig:
             path = default_config_path()
             if not path.exists():
                 return cls()
+        raw = _read_config_bytes(Path(path))
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ConfigError(f"{path}: not UTF-8 text (it is UTF-16); save it as UTF-8")
         try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a byte order mark (Windows Notepad) is fine
         except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
             raise ConfigError(
-                f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                "save it as UTF-8"
+                f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
+                f"line {line}); save it as UTF-8"
             ) from None
         try:
             data = tomllib.loads(text)
@@ -320,6 +331,27 @@ class AssistantConfig:
                 raise ConfigError(
                     f"{source}: {key} = {_show(value)}: expected {op} {other} ({_show(bound)})"
                 )
+
+
+# A settings file is a few kilobytes; reading stops past this, so that /dev/zero or a
+# recording passed by mistake is refused at once instead of filling the memory.
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_config_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(_MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: over {_MAX_CONFIG_BYTES >> 20} MiB, not a settings file; "
+            "pass the TOML file with --config"
+        )
+    return raw
 
 
 @dataclass(frozen=True)

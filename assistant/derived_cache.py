@@ -203,19 +203,24 @@ class DerivedCache:
 
     @contextlib.contextmanager
     def _locked(self, what: str) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.root / "prepare.lock")
         try:
-            lock.acquire(timeout=_WAIT_NOTICE_S)
-        except Timeout:
-            log.warning("%s: waiting for another voice-assistant that is preparing models", what)
+            self.root.mkdir(parents=True, exist_ok=True)
             try:
+                lock.acquire(timeout=_WAIT_NOTICE_S)
+            except Timeout:  # a TimeoutError, hence an OSError: told apart first
+                log.warning("%s: waiting for another voice-assistant preparing models", what)
                 lock.acquire(timeout=_LOCK_TIMEOUT_S)
-            except Timeout:
-                raise ModelError(
-                    f"another process has been preparing models in {self.root} for an hour. "
-                    "Fix: end it, then run 'voice-assistant prepare-models'"
-                ) from None
+        except Timeout:
+            raise ModelError(
+                f"another process has been preparing models in {self.root} for an hour. "
+                "Fix: end it, then run 'voice-assistant prepare-models'"
+            ) from None
+        except OSError as exc:
+            raise ModelError(
+                f"cannot prepare models in the cache {self.root}: {exc.strerror or exc}. "
+                "Fix: make it writable, or set VOICE_ASSISTANT_CACHE_DIR to a writable folder"
+            ) from None
         try:
             yield
         finally:

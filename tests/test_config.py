@@ -43,9 +43,12 @@ def error_of(tmp_path: Path, text: str) -> str:
         ('[llm]\nbackend = "ollama"', "llm.backend = 'ollama': expected one of 'auto', "),
         ('[asr]\ncompute_type = "int4"', "asr.compute_type = 'int4': expected one of 'auto', "),
         # wrong types
-        ('[llm]\nmax_new_tokens = "lots"', "llm.max_new_tokens = 'lots': expected an integer >= 1"),
-        ("[llm]\nmax_new_tokens = true", "llm.max_new_tokens = true: expected an integer >= 1"),
-        ("[vad]\nmin_speech_ms = 1.5", "vad.min_speech_ms = 1.5: expected an integer >= 0"),
+        (
+            '[llm]\nmax_new_tokens = "lots"',
+            "llm.max_new_tokens = 'lots': expected an integer from 1 to 4096",
+        ),
+        ("[llm]\nmax_new_tokens = true", "llm.max_new_tokens = true: expected an integer from 1"),
+        ("[vad]\nmin_speech_ms = 1.5", "vad.min_speech_ms = 1.5: expected an integer from 0 to"),
         ("[vad]\nbarge_in = 1", "vad.barge_in = 1: expected true or false"),
         ('[vad]\nbarge_in = "yes"', "vad.barge_in = 'yes': expected true or false"),
         ('[llm]\ntemperature = "hot"', "llm.temperature = 'hot': expected a number from 0 to 2"),
@@ -58,10 +61,23 @@ def error_of(tmp_path: Path, text: str) -> str:
         ("[audio]\ninput_device = -1", "audio.input_device = -1: expected a device name or an "),
         ("[audio]\noutput_device = 1.5", "audio.output_device = 1.5: expected a device name"),
         ("[audio]\ninput_device = true", "audio.input_device = true: expected a device name"),
+        ('[audio]\ninput_device = " "', "audio.input_device = ' ': expected a device name or "),
         # values a type alone does not rule out
         ('[llm]\nurl = "ftp://example.org/v1"', "llm.url = 'ftp://example.org/v1': expected ''"),
         ('[llm]\nurl = "localhost:8000"', "llm.url = 'localhost:8000': expected '' or a URL"),
         ("[audio]\nsample_rate = 44100", "audio.sample_rate = 44100: expected 16000"),
+        ("[audio]\nsample_rate = 0", "audio.sample_rate = 0: expected 16000 (Silero VAD and "),
+        ("[audio]\nsample_rate = 16000.0", "audio.sample_rate = 16000.0: expected 16000"),
+        # the values of issue #12, each with its range
+        ("[llm]\ntemperature = -1", "llm.temperature = -1: expected a number from 0 to 2"),
+        ("[llm]\nmax_new_tokens = 0", "llm.max_new_tokens = 0: expected an integer from 1 to"),
+        ("[vad]\nend_silence_ms = -500", "vad.end_silence_ms = -500: expected an integer > 0 "),
+        ("[asr]\nbeam_size = 0", "asr.beam_size = 0: expected an integer from 1 to 16"),
+        ("[asr]\ncpu_threads = 100000", "asr.cpu_threads = 100000: expected an integer from 0"),
+        ("[llm]\nrequest_timeout_s = -5", "llm.request_timeout_s = -5: expected a number from 0.5"),
+        ("[audio]\nblock_ms = 0", "audio.block_ms = 0: expected an integer from 1 to 1000"),
+        ('[asr]\ndevice = "tpu"', "asr.device = 'tpu': expected one of 'auto', 'cpu', 'cuda'"),
+        ('[asr]\ntask = "summarize"', "asr.task = 'summarize': expected one of 'transcribe', "),
         # one setting bounded by another
         (
             "[llm]\nmax_new_tokens = 400\ncontext_tokens = 300",
@@ -117,6 +133,25 @@ def test_every_numeric_setting_has_a_range():
     assert {"vad.threshold", "llm.max_new_tokens", "tts.speed", "asr.beam_size"} <= ranged
 
 
+# Where a side is left open on purpose: a bound there would refuse a value that works.
+OPEN_BELOW = {"asr.log_prob_threshold"}  # ever lower admits every segment
+OPEN_ABOVE = {
+    "audio.input_device",  # any index the system has
+    "audio.output_device",
+    "asr.compression_ratio_threshold",  # ever higher never calls a segment a loop
+}
+
+
+@pytest.mark.parametrize("section, key, bounds, default", ranged_settings())
+def test_each_range_is_closed_on_both_sides_unless_open_on_purpose(section, key, bounds, default):
+    """A negative timeout, a beam of 0, a million threads: each is refused by a bound."""
+    name = f"{section}.{key}"
+    has_low = bounds.ge is not None or bounds.gt is not None
+    has_high = bounds.le is not None or bounds.lt is not None
+    assert has_low or name in OPEN_BELOW, f"{name} has no lower bound"
+    assert has_high or name in OPEN_ABOVE, f"{name} has no upper bound"
+
+
 @pytest.mark.parametrize("section, key, bounds, default", ranged_settings())
 def test_each_range_admits_its_default_and_refuses_just_outside(
     tmp_path, section, key, bounds, default
@@ -151,8 +186,14 @@ def test_unknown_tables_and_settings_say_what_exists(tmp_path, text, expected):
 def test_a_file_that_is_not_utf8_or_not_toml_or_not_readable(tmp_path):
     latin = tmp_path / "latin1.toml"
     latin.write_bytes('[llm]\nsystem_prompt = "Réponds en français"\n'.encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text \(byte 0xe9 at offset"):
+    with pytest.raises(
+        ConfigError, match=r"latin1.toml: not UTF-8 text \(byte 0xe9 at offset 24, line 2\)"
+    ):
         AssistantConfig.load(latin)
+    utf16 = tmp_path / "utf16.toml"
+    utf16.write_bytes("[llm]\nmax_new_tokens = 5\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"utf16.toml: not UTF-8 text \(it is UTF-16\)"):
+        AssistantConfig.load(utf16)
     broken = tmp_path / "broken.toml"
     broken.write_text("[llm\nmodel = 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML: .*line 1"):
@@ -259,7 +300,7 @@ def test_validate_checks_a_config_built_in_code():
     with pytest.raises(ConfigError, match="in code: llm.max_new_tokens = 'lots': expected an int"):
         config.validate(source="in code")
     config = AssistantConfig(vad=VadConfig(end_silence_ms=0))
-    with pytest.raises(ConfigError, match="vad.end_silence_ms = 0: expected an integer > 0"):
+    with pytest.raises(ConfigError, match="vad.end_silence_ms = 0: expected an integer > 0 and"):
         config.validate()
 
 
@@ -307,3 +348,22 @@ def test_the_command_exits_2_with_one_line_for_a_bad_file(tmp_path, content, exp
     assert result.stderr.startswith(f"voice-assistant: error: {bad}: "), result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""  # it failed before doctor ran
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Windows Notepad starts UTF-8 files with one; the settings are read as written."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[llm]\nmax_new_tokens = 5\n")
+    assert AssistantConfig.load(path).llm.max_new_tokens == 5
+
+
+def test_a_huge_file_or_device_is_refused_without_reading_it_all(tmp_path):
+    big = tmp_path / "recording.toml"
+    big.write_bytes(b"#" * ((1 << 20) + 1))
+    with pytest.raises(ConfigError, match=r"recording.toml: over 1 MiB, not a settings file"):
+        AssistantConfig.load(big)
+    with pytest.raises(ConfigError, match=r"^/dev/zero: over 1 MiB, not a settings file"):
+        AssistantConfig.load(Path("/dev/zero"))
+    exactly = tmp_path / "comments.toml"
+    exactly.write_bytes(b"#" * (1 << 20))  # at the limit: still a file of comments
+    assert AssistantConfig.load(exactly) == AssistantConfig()

@@ -52,8 +52,10 @@ class OutputFile:
     def _probe(self) -> None:
         """Create (and remove) a file where the output will go: the only sure test."""
         folder = self.path.parent
+        if not folder.is_dir():  # never made: a mistyped folder or unmounted disk is not created
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise AudioOutputError(f"cannot write {self.path}: {folder} {what}")
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             handle, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
             os.close(handle)
             os.unlink(probe)

@@ -34,6 +34,9 @@ def device(value: str | None) -> str | int | None:
 
 
 def run(args, config) -> int:
+    # Until the pipeline takes both signals over, SIGTERM ends loading the way Ctrl-C
+    # does: one line, exit 130, no half-started devices.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Before anything slow: a second instance, or a microphone that is not there, is
     # told so in a second instead of after the models have loaded.
     with live_session("listen", allow_second=args.allow_second_instance):

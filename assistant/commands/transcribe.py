@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 
 from assistant.asr import SAMPLE_RATE, Segment, WhisperRecognizer, check_language
@@ -43,6 +44,8 @@ def run(args, config) -> int:
         print("WEBVTT\n\n" + subtitles(result.segments, srt=False), end="")
     else:
         print(result.text)
+    if not result.segments:  # stdout stays empty for scripts; a person is told why
+        print(f"voice-assistant: no speech heard in {args.file}", file=sys.stderr)
     return 0
 
 
