@@ -47,6 +47,10 @@ FULL_CHECK_EVERY_S = 7 * 24 * 3600.0
 _CHECKED = "checked.json"  # when the folder last passed a full check (not in the manifest)
 
 
+class CacheUnusable(ModelError):
+    """The cache folder cannot be created or locked (read-only, under a file, full)."""
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -217,7 +221,7 @@ class DerivedCache:
                 "Fix: end it, then run 'voice-assistant prepare-models'"
             ) from None
         except OSError as exc:
-            raise ModelError(
+            raise CacheUnusable(
                 f"cannot prepare models in the cache {self.root}: {exc.strerror or exc}. "
                 "Fix: make it writable, or set VOICE_ASSISTANT_CACHE_DIR to a writable folder"
             ) from None

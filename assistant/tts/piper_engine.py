@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import TtsConfig
-from assistant.derived_cache import DerivedCache
+from assistant.derived_cache import CacheUnusable, DerivedCache
 from assistant.errors import ModelError
 from assistant.model_store import ModelStore
 from assistant.tts.vits_split import cache_folder, split_voice
@@ -143,7 +143,7 @@ def _load(model: Path, voice_config: Path, cache: DerivedCache):
     config = PiperConfig.from_dict(json.loads(voice_config.read_text(encoding="utf-8")))
     try:
         split = split_voice(model, cache)
-    except OSError as exc:  # a read-only or full cache: the voice still speaks, unsplit
+    except (OSError, CacheUnusable) as exc:  # a read-only or full cache: it speaks, unsplit
         log.warning(
             "cannot keep the split voice in %s (%s); speaking whole sentences", cache.root, exc
         )
