@@ -204,9 +204,7 @@ def test_two_processes_preparing_at_once_take_turns(tmp_path):
     first = child(tmp_path, "hold")
     assert first.stdout.readline() == "building\n"
     second = child(tmp_path, "quick")
-    assert "waiting for another voice-assistant preparing models" in (
-        second.stderr.readline()
-    )
+    assert "waiting for another voice-assistant preparing models" in second.stderr.readline()
     first.stdin.write("go\n")
     first.stdin.flush()
     out1, _ = first.communicate(timeout=60)
