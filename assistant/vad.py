@@ -119,6 +119,10 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    def heard(self) -> np.ndarray:
+        """The current utterance so far (pre-roll included)."""
+        return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
+
     def push_to_talk(self, down: bool, at: float) -> list[VadEvent]:
         """Press starts an utterance (with pre-roll); release ends it."""
         events: list[VadEvent] = []

@@ -18,14 +18,16 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from assistant.audio.sinks import FileSink
 from assistant.audio.sources import FileSource, MicrophoneSource
 from assistant.config import AssistantConfig
+from assistant.echo.setup import EchoSetup
 from assistant.errors import ModelError
 from assistant.events import DeviceRestored, ErrorOccurred, Event, State, StateChanged
 from assistant.pipeline import Assistant, Engines, load_engines
+from assistant.pipeline.barge_in import WordsFirst
 from ui.app import AppController, apply_style
 from ui.main_window import WINDOW_TITLE, MainWindow
 
@@ -66,6 +68,7 @@ class RecordingAssistant:
 
     def __init__(self) -> None:
         self.config = ptt_config()
+        self.echo = EchoSetup(WordsFirst(), "echo cancellation on (WebRTC AEC3)")
         self.calls: list[tuple] = []
         self._handlers: list[Callable[[Event], None]] = []
 
@@ -98,6 +101,15 @@ def recorder(window: MainWindow) -> Iterator[RecordingAssistant]:
     window.attach(fake)
     yield fake
     window.detach()
+
+
+def test_the_status_line_says_how_it_keeps_from_hearing_itself(window, recorder) -> None:
+    label = window.status.findChild(QLabel, "echoText")
+    assert window.status.echo_text() == "Echo cancellation on"
+    assert label.toolTip() == "echo cancellation on (WebRTC AEC3)"
+    recorder.echo = EchoSetup(WordsFirst(), "half duplex: not listening while it speaks")
+    window.attach(recorder)
+    assert window.status.echo_text() == "Half duplex"
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from assistant.config import AssistantConfig
+from assistant.echo.setup import EchoSetup
 from assistant.events import Event, State
 from ui.bridge import EngineBridge
 from ui.conversation_view import ConversationView
@@ -41,6 +42,7 @@ class AssistantControls(Protocol):
     """What the window needs from ``assistant.pipeline.Assistant``."""
 
     config: AssistantConfig
+    echo: EchoSetup  # how it keeps from hearing itself (shown in the status line)
 
     def subscribe(self, handler: Callable[[Event], None]) -> None: ...
 
@@ -158,6 +160,7 @@ class MainWindow(QMainWindow):
         assistant.subscribe(bridge.post)
         self._bridge = bridge
         self.hands_free.setChecked(self._config.vad.mode == "hands-free")
+        self.status.set_echo(assistant.echo.description)
         self._set_controls_enabled(True)
         return bridge
 

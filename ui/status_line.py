@@ -43,7 +43,8 @@ def format_latency(timings_ms: dict[str, float | None]) -> tuple[str, str]:
 
 
 class StatusLine(QFrame):
-    """A coloured dot and the State, a transient detail, and the last turn's latency."""
+    """A coloured dot and the State, a transient detail, how the assistant keeps from
+    hearing itself, and the last turn's latency."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +55,8 @@ class StatusLine(QFrame):
         self._state.setObjectName("stateText")
         self._detail = QLabel()
         self._detail.setObjectName("detailText")
+        self._echo = QLabel()
+        self._echo.setObjectName("echoText")
         self._latency = QLabel()
         self._latency.setObjectName("latencyText")
         self._latency.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -64,6 +67,7 @@ class StatusLine(QFrame):
         layout.addWidget(self._dot)
         layout.addWidget(self._state)
         layout.addWidget(self._detail, 1)
+        layout.addWidget(self._echo)
         layout.addWidget(self._latency)
         self.state: State = State.STOPPED
         self.set_state(State.LOADING)
@@ -78,6 +82,15 @@ class StatusLine(QFrame):
 
     def set_detail(self, detail: str) -> None:
         self._detail.setText(detail)
+
+    def set_echo(self, description: str) -> None:
+        """E.g. "echo cancellation on (WebRTC AEC3)" or "half duplex: ..."."""
+        short = description.split(" (")[0].split(":")[0]
+        self._echo.setText(short[:1].upper() + short[1:])
+        self._echo.setToolTip(description)
+
+    def echo_text(self) -> str:
+        return self._echo.text()
 
     def set_timings(self, timings_ms: dict[str, float | None]) -> None:
         text, tip = format_latency(timings_ms)

@@ -14,9 +14,11 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.audio.playback_reference import PlaybackReference
 from assistant.errors import AudioDeviceError
 
 OnStart = Callable[[float], None]
+_DUCK_DB = -15.0
 
 
 class AudioSink(Protocol):
@@ -101,8 +103,16 @@ class SpeakerSink:
     replies are never truncated, and tells exactly when each chunk's first sample plays.
     """
 
-    def __init__(self, device: str | int | None = None, block_ms: int = 20) -> None:
+    def __init__(
+        self,
+        device: str | int | None = None,
+        block_ms: int = 20,
+        reference: PlaybackReference | None = None,
+    ) -> None:
         self.device = device
+        self.reference = reference  # told every block played, for the echo canceller
+        self._gain = 1.0  # lowered by duck() while the user may be talking over it
+        self._applied_gain = 1.0
         self.sample_rate = 0
         self._block_ms = block_ms
         self._chunks: collections.deque[list] = collections.deque()  # [samples, offset, on_start]
@@ -154,6 +164,11 @@ class SpeakerSink:
             if not self._chunks:
                 self._idle.notify_all()
         out[filled:] = 0.0
+        if self._gain != 1.0 or self._applied_gain != 1.0:  # ramped: no click
+            out *= np.linspace(self._applied_gain, self._gain, frames, dtype=np.float32)
+            self._applied_gain = self._gain
+        if self.reference is not None:
+            self.reference.played(out, self.sample_rate, now + dac_delay)
         for callback, at in started:
             callback(at)
 
@@ -173,7 +188,13 @@ class SpeakerSink:
     def clear(self) -> None:
         with self._lock:
             self._chunks.clear()
+            self._gain = 1.0  # the next reply plays at full level
             self._idle.notify_all()
+
+    def duck(self, down: bool) -> None:
+        """Play ``_DUCK_DB`` quieter (or again at full level): while the user may be talking
+        over the reply, less of it reaches the microphone, so more of the user does."""
+        self._gain = 10 ** (_DUCK_DB / 20) if down else 1.0
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

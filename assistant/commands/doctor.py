@@ -18,6 +18,7 @@ def run(args, config) -> int:
     problems += audio_report()
     problems += model_report(ModelStore())
     problems += llm_report(config)
+    echo_report(config)
     gpu_report(config)
     print(f"display: {'yes' if has_display() else 'none (use the headless commands)'}")
     print("all good" if not problems else f"{problems} problem(s) found: see 'fix:' above")
@@ -132,6 +133,25 @@ def llm_report(config) -> int:
         path = "float32 weights (no native bfloat16 on this CPU)"
     print(f"llm: transformers; on the CPU: {path}")
     return 0
+
+
+def echo_report(config) -> None:
+    """Whether it can take its own voice out of the microphone (talking on loudspeakers)."""
+    from assistant.echo import webrtc
+
+    setting = config.audio.echo
+    why = webrtc.available() if setting != "half-duplex" else None
+    if setting == "off":
+        can = "available" if why is None else f"not available here: {why}"
+        print(f'echo: handling off (audio.echo = "off", for headphones); cancellation {can}')
+        return
+    if setting == "cancel" and why is None:
+        print(f"echo: cancellation available ({webrtc.WebRtcCanceller.name}): loudspeakers work")
+        return
+    reason = f" ({why})" if why else ""
+    print(f"echo: half duplex{reason}: it does not listen while it speaks")
+    if why:
+        print("  fix: pip install livekit==1.2.1, or use headphones and audio.echo = off")
 
 
 def gpu_report(config) -> None:

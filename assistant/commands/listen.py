@@ -61,6 +61,7 @@ def _listen(args, config) -> int:
         SpeakerSink(config.audio.output_device),
     )
     stop = threading.Event()
+    print(f"[{assistant.echo.description}]", file=sys.stderr)
     assistant.subscribe(Printer(args.ready_file))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

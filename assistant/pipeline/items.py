@@ -6,6 +6,7 @@ from a turn that has since been cancelled without being told.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,16 @@ class Heard:
     # The endpointer already found at least min_speech_ms of speech in it, so the
     # recogniser need not look for speech again (~5 ms of Silero a question).
     voiced: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Speech heard while the assistant talks: its words, told to ``reply``, decide
+    whether it interrupts (``assistant/pipeline/barge_in.py``)."""
+
+    ticket: Ticket
+    audio: np.ndarray
+    reply: Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ One run, same spoken questions (espeak-ng) and same loaded models throughout:
    next to the pipeline in-process over the meter's own session (conversation kept) and
    the offsets between the two clocks' start and stop points (edges.py); ``--vv-timed``
    also splits the meter's figure with the app's own marks (listen_timed.py);
-5. what checking the prepared models costs per start and in full (cache_check.py);
+5. what checking the prepared models costs per start and in full (cache_check.py), and
+   the echo canceller and barge-in policy in a simulated room (echo.py);
 6. resident memory, and with ``--soak-minutes N`` RSS over N minutes of one live session
    (memory.py); without it the last soak in the output file is kept.
 
@@ -37,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import cache_check  # noqa: E402
+import echo  # noqa: E402
 import edges  # noqa: E402
 import floor  # noqa: E402
 import live  # noqa: E402
@@ -339,6 +341,7 @@ def main() -> int:
         "soak": soaked,
         "load_s": round(load_s, 1),
         "cache_checks_ms": cache_check.measure(),
+        "echo": echo.measure(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

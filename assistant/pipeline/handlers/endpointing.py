@@ -4,19 +4,27 @@ This stage decides when the user starts, pauses and stops talking, which is what
 begins, speculates, retries and confirms turns. Push-to-talk presses and mode switches
 arrive as controls stamped with the moment they happened; each is applied at the audio
 captured at that moment, even when this worker is behind.
+
+Speech that starts while the assistant's voice is audible goes to the mode's barge-in
+policy (``assistant/pipeline/barge_in.py``): it interrupts at once, is not listened to,
+or is checked first: the recogniser is asked for its words (``Probe``) after a little of
+it, and the turn is cut only if they are the user's, dated from when the speech began.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant.audio.blocks import AudioBlock
 from assistant.events import SpeechEnded, SpeechStarted, State, StateChanged
-from assistant.pipeline.items import Heard
+from assistant.pipeline.barge_in import BargeInPolicy, Immediate, Verdict
+from assistant.pipeline.items import Heard, Probe
 from assistant.pipeline.stage import Handler, StageContext
 from assistant.vad import (
     WINDOW,
@@ -28,15 +36,36 @@ from assistant.vad import (
     Utterance,
 )
 
+log = logging.getLogger(__name__)
 VadModel = Callable[[np.ndarray], float]  # speech probability of one window
+_VERDICT_WAIT_S = 5.0  # a probe's words, once the utterance is over
+
+
+@dataclass
+class _Check:
+    """Speech over the assistant's voice whose words are being checked."""
+
+    at: float  # when the speech started
+    probes_s: list[float] = field(default_factory=list)  # seconds of speech: when to probe
+    outstanding: bool = False
 
 
 class Endpointing(Handler):
     name = "vad"
 
-    def __init__(self, ctx: StageContext, vad: VadModel, *, partial_every_s: float = 0.0):
+    def __init__(
+        self,
+        ctx: StageContext,
+        vad: VadModel,
+        *,
+        partial_every_s: float = 0.0,
+        barge_in: BargeInPolicy | None = None,
+    ):
         super().__init__(ctx)
         self._vad = vad
+        self._barge_in = barge_in or Immediate()
+        self._check: _Check | None = None
+        self._verdicts: queue.Queue[bool] = queue.Queue()
         self._endpointer = Endpointer(ctx.config.vad, progress_every_s=partial_every_s)
         self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._due: list[tuple[str, object, float]] = []
@@ -69,6 +98,8 @@ class Endpointing(Handler):
                 prob = 0.0
             for event in self._endpointer.process(window, prob, at):
                 yield from self._on_vad_event(event)
+            if self._check is not None:
+                yield from self._advance_check(at)
         self._pending = pending[n * WINDOW :]
 
     def _apply(self, kind: str, value, at: float) -> Iterator[Heard]:
@@ -86,11 +117,18 @@ class Endpointing(Handler):
     def _on_vad_event(self, event) -> Iterator[Heard]:
         ctx, turns = self.ctx, self.ctx.turns
         if isinstance(event, SpeechStart):
-            if not turns.speech_started(ctx.config.vad.barge_in or self._ptt):
-                return
-            ticket = ctx.new_turn("barge-in")
-            ctx.emit(SpeechStarted(ticket.turn, event.at))
-            ctx.emit(StateChanged(ticket.turn, State.HEARING))
+            may_interrupt = ctx.config.vad.barge_in or self._ptt
+            if turns.busy and may_interrupt and not self._ptt:  # a press is no echo
+                verdict = self._barge_in.on_speech(event.at)
+                if verdict is Verdict.CHECK:
+                    self._begin_check(event.at)
+                    return
+                may_interrupt = verdict is Verdict.INTERRUPT
+            if turns.speech_started(may_interrupt):
+                self._interrupt(event.at)
+        elif self._check is not None:
+            if isinstance(event, Utterance):
+                yield from self._last_check(event)
         elif turns.ignoring(utterance_ended=isinstance(event, Utterance)):
             return
         elif isinstance(event, SpeechProgress):
@@ -104,6 +142,71 @@ class Endpointing(Handler):
         elif isinstance(event, SpeechResumed):
             ctx.retry_turn()
         elif isinstance(event, Utterance):
+            yield from self._end_of_turn(event)
+
+    def _interrupt(self, at: float) -> None:
+        ctx = self.ctx
+        ticket = ctx.new_turn("barge-in")
+        ctx.emit(SpeechStarted(ticket.turn, at))
+        ctx.emit(StateChanged(ticket.turn, State.HEARING))
+
+    # -- speech over the assistant's voice ------------------------------------------
+    def _begin_check(self, at: float) -> None:
+        while not self._verdicts.empty():  # a late answer about earlier speech
+            self._verdicts.get()
+        self._check = _Check(at, list(self._barge_in.probes_s))
+        self._barge_in.checking(True)
+
+    def _end_check(self) -> _Check:
+        check = self._check
+        assert check is not None
+        self._check = None
+        self._barge_in.checking(False)
+        return check
+
+    def _probe(self, audio: np.ndarray) -> Probe:
+        assert self._check is not None
+        self._check.outstanding = True
+        return Probe(self.ctx.turns.current, audio, self._judge)
+
+    def _judge(self, heard: str) -> None:  # on the recogniser's thread
+        user = self._barge_in.judge(heard)
+        log.info("speech over the reply: %r is %s", heard, "the user" if user else "its echo")
+        self._verdicts.put(user)
+
+    def _advance_check(self, at: float) -> Iterator[Probe]:
+        check = self._check
+        assert check is not None
+        while not self._verdicts.empty():
+            check.outstanding = False
+            if self._verdicts.get():  # the user's words: the turn is theirs from the start
+                self._end_check()
+                self.ctx.turns.speech_started(True)
+                self._interrupt(check.at)
+                return
+        if check.outstanding:
+            return
+        if check.probes_s and at - check.at >= check.probes_s[0]:
+            check.probes_s.pop(0)
+            yield self._probe(self._endpointer.heard())
+        elif not check.probes_s:  # every probe heard the echo: not listened to further
+            self._end_check()
+            self.ctx.turns.speech_started(False)
+
+    def _last_check(self, event: Utterance) -> Iterator[Probe | Heard]:
+        """The utterance ended while its words were being checked: decide on all of it."""
+        check = self._check
+        assert check is not None
+        if not check.outstanding:
+            yield self._probe(event.audio)
+        self._end_check()
+        try:
+            user = self._verdicts.get(timeout=_VERDICT_WAIT_S)
+        except queue.Empty:
+            user = False
+        if user:
+            self.ctx.turns.speech_started(True)
+            self._interrupt(check.at)
             yield from self._end_of_turn(event)
 
     def _end_of_turn(self, event: Utterance) -> Iterator[Heard]:

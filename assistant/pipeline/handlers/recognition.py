@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from assistant.asr import Abandoned
 from assistant.events import FinalTranscript, NothingHeard, PartialTranscript
-from assistant.pipeline.items import Ask, Heard
+from assistant.pipeline.items import Ask, Heard, Probe
 from assistant.pipeline.stage import Handler, StageContext
 from assistant.turn_end import reads_finished
 
@@ -22,7 +22,10 @@ class Recognition(Handler):
         super().__init__(ctx)
         self._recognizer = recognizer
 
-    def process(self, item: Heard) -> Iterator[Ask]:
+    def process(self, item: Heard | Probe) -> Iterator[Ask]:
+        if isinstance(item, Probe):
+            self._probe(item)
+            return
         if not item.final:
             if not self.waiting():
                 self._partial(item)
@@ -57,6 +60,18 @@ class Recognition(Handler):
 
     def _superseded(self, item: Heard):
         return lambda: not self.ctx.turns.is_current(item.ticket) or self.waiting()
+
+    def _probe(self, item: Probe) -> None:
+        """Words in speech heard over the assistant's voice (empty if none or stale)."""
+        stale = self.ctx.stale(item.ticket)
+        try:
+            transcript = self._recognizer.transcribe(item.audio, abandoned=stale, speech_known=True)
+        except Abandoned:
+            transcript = None
+        except Exception as exc:  # the barge-in is decided without words, not lost
+            self.ctx.fail("asr", item.ticket, exc)
+            transcript = None
+        item.reply(transcript.text if transcript is not None else "")
 
     def _partial(self, item: Heard) -> None:
         transcript = self._transcribe(item, self._superseded(item), final=False)

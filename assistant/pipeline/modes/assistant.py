@@ -1,4 +1,5 @@
-"""The voice assistant: microphone -> VAD -> Whisper -> chat backend -> voice -> speaker.
+"""The voice assistant: microphone -> (echo canceller) -> VAD -> Whisper -> chat backend ->
+voice -> speaker.
 
 This mode is a composition of stage handlers plus the controls the window and the
 terminal drive it with (push-to-talk, listening mode, a typed question, Stop).
@@ -9,8 +10,10 @@ from __future__ import annotations
 from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
 from assistant.config import AssistantConfig
+from assistant.echo.setup import echo_setup
 from assistant.events import EventHandler, FinalTranscript, State, StateChanged
 from assistant.pipeline.engines import Engines
+from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
 from assistant.pipeline.handlers.endpointing import Endpointing, VadModel
 from assistant.pipeline.handlers.playback import Playback
 from assistant.pipeline.handlers.recognition import Recognition
@@ -42,11 +45,21 @@ class Assistant:
         self.config = config
         self.engines = engines
         self.ctx = StageContext(config)
-        self._endpointing = Endpointing(self.ctx, vad, partial_every_s=partial_every_s)
+        self.echo = echo_setup(config, sink)
+        self.ctx.subscribe(self.echo.policy.follow)
+        self._endpointing = Endpointing(
+            self.ctx, vad, partial_every_s=partial_every_s, barge_in=self.echo.policy
+        )
+        cancelling = (
+            [EchoCancelling(self.ctx, self.echo.canceller, self.echo.reference)]
+            if self.echo.canceller is not None and self.echo.reference is not None
+            else []
+        )
         self.runner = Runner(
             self.ctx,
             source,
             [
+                *cancelling,
                 self._endpointing,
                 Recognition(self.ctx, engines.recognizer),
                 Replying(self.ctx, engines.chat),

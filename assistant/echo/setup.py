@@ -1,0 +1,54 @@
+"""How a live mode deals with hearing itself: which canceller, which barge-in policy.
+
+A sink that plays on a real speaker has a ``reference`` slot; it is given a
+``PlaybackReference`` so the canceller (and the half-duplex gate) know what was played.
+A file or null sink plays into no room, so nothing there can echo.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from assistant.audio.playback_reference import PlaybackReference
+from assistant.config import AssistantConfig
+from assistant.echo import webrtc
+from assistant.echo.base import EchoCanceller
+from assistant.pipeline.barge_in import BargeInPolicy, HalfDuplex, Immediate, WordsFirst
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EchoSetup:
+    policy: BargeInPolicy
+    description: str  # for doctor, the terminal and the window
+    canceller: EchoCanceller | None = None
+    reference: PlaybackReference | None = None
+
+    @property
+    def cancelling(self) -> bool:
+        return self.canceller is not None
+
+
+def echo_setup(config: AssistantConfig, sink) -> EchoSetup:
+    if not hasattr(sink, "reference"):
+        return EchoSetup(Immediate(), "no speaker in a room (output to a file)")
+    setting = config.audio.echo
+    if setting == "off":
+        return EchoSetup(Immediate(), "echo handling off (headphones)")
+    reference = PlaybackReference(config.audio.sample_rate)
+    sink.reference = reference
+    if setting == "cancel":
+        why = webrtc.available()
+        if why is None:
+            return EchoSetup(
+                WordsFirst(reference, duck=getattr(sink, "duck", None)),
+                f"echo cancellation on ({webrtc.WebRtcCanceller.name})",
+                webrtc.WebRtcCanceller(),
+                reference,
+            )
+        log.warning("%s; not listening while the assistant speaks (half duplex)", why)
+    return EchoSetup(
+        HalfDuplex(reference), "half duplex: not listening while it speaks", None, reference
+    )

@@ -1,0 +1,67 @@
+"""The echo canceller as a stage: microphone blocks in, the same blocks without the
+assistant's own voice out, before voice activity is looked for in them.
+
+Each 10 ms frame of the microphone goes through the canceller with the far end of the
+same interval (what the speaker played then, from ``PlaybackReference``), so the
+canceller sees what was played before the echo of it arrives. Both ends are timed by
+counting their samples from an anchor, not by when each block happened to arrive: audio
+callbacks come in bursts, and far-end frames looked up by arrival times would be a
+jittered copy of what was played, which no canceller can subtract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from assistant.audio.blocks import AudioBlock
+from assistant.audio.playback_reference import PlaybackReference
+from assistant.echo.base import EchoCanceller
+from assistant.pipeline.stage import Handler, StageContext
+
+_REANCHOR_S = 0.2  # blocks this much later than the count says: the stream restarted
+
+
+class EchoCancelling(Handler):
+    name = "aec"
+
+    def __init__(
+        self, ctx: StageContext, canceller: EchoCanceller, reference: PlaybackReference
+    ) -> None:
+        super().__init__(ctx)
+        self.canceller = canceller
+        self.reference = reference
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._origin: float | None = None  # when sample 0 of the stream was captured
+        self._count = 0  # samples received so far
+
+    def ticket(self, item):
+        return None  # microphone blocks belong to no turn
+
+    def close(self) -> None:
+        self.canceller.close()
+
+    def process(self, block: AudioBlock) -> Iterator[AudioBlock]:
+        rate = self.ctx.config.audio.sample_rate
+        frame = self.canceller.frame_samples
+        self._count += block.samples.size
+        # A block arrives at or after its last sample was captured, never before: the
+        # earliest origin seen is the best, unless the stream was interrupted.
+        origin = block.captured_at - self._count / rate
+        if self._origin is None or origin - self._origin > _REANCHOR_S:
+            self._origin = origin
+        self._origin = min(self._origin, origin)
+        pending = np.concatenate([self._pending, block.samples])
+        n = pending.size // frame
+        if n == 0:
+            self._pending = pending
+            return
+        first = self._origin + (self._count - pending.size) / rate  # pending[0]'s time
+        cleaned = np.empty(n * frame, dtype=np.float32)
+        for i in range(n):
+            near = pending[i * frame : (i + 1) * frame]
+            far = self.reference.far_end(first + i * frame / rate, frame)
+            cleaned[i * frame : (i + 1) * frame] = self.canceller.process(near, far)
+        self._pending = pending[n * frame :]
+        yield AudioBlock(cleaned, block.captured_at - self._pending.size / rate)

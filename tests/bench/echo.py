@@ -1,0 +1,179 @@
+"""Loudspeaker echo: how much the canceller removes and what barge-in makes of the rest.
+
+The assistant's own voice (the Piper voice reading a paragraph) is played into a
+simulated room: a direct path after ``delay`` ms and decaying reflections over 250 ms,
+at an echo level relative to the voice. For each delay and level:
+
+- echo reduction: microphone level minus the canceller's output level, converged half;
+- false barge-ins per minute of the assistant's speech, from the cancelled echo alone:
+  what Silero + the endpointer call speech (an ``Immediate`` policy would stop there),
+  and what survives ``WordsFirst``'s probes through Whisper (what the app does);
+- with a user's question spoken over the reply (three places): the barge-in latency
+  (question start to the probe whose words interrupt, the recogniser's time included)
+  and the word error rate of the question as the canceller lets it through;
+- the canceller's CPU time per second of audio.
+
+Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``echo``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audio_env import read_wav  # noqa: E402
+
+from assistant.asr import WhisperRecognizer  # noqa: E402
+from assistant.audio.resample import resample  # noqa: E402
+from assistant.config import AssistantConfig  # noqa: E402
+from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
+from assistant.events import FinalTranscript, ReplyToken  # noqa: E402
+from assistant.model_store import ModelStore  # noqa: E402
+from assistant.pipeline.barge_in import WordsFirst  # noqa: E402
+from assistant.tts.piper_engine import PiperEngine  # noqa: E402
+from assistant.vad import WINDOW, Endpointer, SileroVad, SpeechStart  # noqa: E402
+
+RATE = 16000
+DELAYS_MS = (20, 60, 120, 250)
+LEVELS_DB = (0, -10)
+REPLY = (
+    "The ocean covers more than seventy percent of our planet. Its deepest point, the "
+    "Challenger Deep, lies almost eleven kilometres below the surface. Sunlight fades within "
+    "a few hundred metres, and below that many animals make their own light. Whales sing to "
+    "each other across whole ocean basins, and some of their songs change from year to year."
+)
+QUESTION = "What is the capital of France?"
+
+
+def room(far: np.ndarray, delay_ms: float, level_db: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    response = np.zeros(int(0.3 * RATE), np.float32)
+    direct = int(delay_ms * RATE / 1000)
+    response[direct] = 1.0
+    for k in range(1, 10):
+        at = min(response.size - 1, direct + int(rng.integers(40, int(0.25 * RATE))))
+        response[at] += rng.normal(0, 0.35) * np.exp(-k / 3)
+    return (np.convolve(far, response)[: far.size] * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def cancel(far: np.ndarray, mic: np.ndarray) -> tuple[np.ndarray, float]:
+    """The canceller over the whole signal; (output, CPU seconds per audio second)."""
+    canceller = WebRtcCanceller()
+    frame = canceller.frame_samples
+    out = np.zeros(mic.size // frame * frame, np.float32)
+    start = time.process_time()
+    for i in range(0, out.size, frame):
+        out[i : i + frame] = canceller.process(mic[i : i + frame], far[i : i + frame])
+    return out, (time.process_time() - start) / (out.size / RATE)
+
+
+def level_db(x: np.ndarray) -> float:
+    return 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-12)
+
+
+def speech_starts(audio: np.ndarray, vad: SileroVad, config) -> list[int]:
+    """Sample index at which the endpointer says each utterance in ``audio`` started."""
+    vad.reset()
+    endpointer = Endpointer(config)
+    starts = []
+    for i in range(0, audio.size - WINDOW + 1, WINDOW):
+        window = audio[i : i + WINDOW]
+        for event in endpointer.process(window, vad(window), i):
+            if isinstance(event, SpeechStart):
+                starts.append(i + WINDOW)
+    return starts
+
+
+def probe(audio, start, recognizer, policy, pre_roll) -> tuple[bool, float | None]:
+    """What the Endpointing stage's probes decide about speech starting at ``start``:
+    (interrupts, seconds from the start to the verdict, recogniser time included)."""
+    for after_s in policy.probes_s:
+        end = start + int(after_s * RATE)
+        if end > audio.size:
+            break
+        clip = audio[max(0, start - pre_roll) : end]
+        began = time.perf_counter()
+        text = recognizer.transcribe(clip, speech_known=True).text
+        took = time.perf_counter() - began
+        if policy.judge(text):
+            return True, after_s + took
+    return False, None
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    def norm(s: str) -> str:
+        return " ".join(s.lower().replace("?", " ").replace(".", " ").replace(",", " ").split())
+
+    return float(jiwer.wer(norm(reference), norm(hypothesis) or "-"))
+
+
+def measure() -> dict:
+    config = AssistantConfig()
+    store = ModelStore()
+    voice = PiperEngine(config.tts, store)
+    far = resample(np.concatenate(list(voice.synthesize(REPLY))), voice.sample_rate, RATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "q.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us+f3", "-w", str(path), QUESTION], check=True)
+        question = read_wav(path)[0]
+    recognizer = WhisperRecognizer(store.whisper_dir(), config.asr)
+    vad = SileroVad()
+    pre_roll = config.vad.pre_roll_ms * RATE // 1000
+    far = np.concatenate([far, far])  # the first pass converges, the second is measured
+    measured = slice(far.size // 2, None)
+    minutes = (far.size // 2) / RATE / 60
+    rows = []
+    for delay in DELAYS_MS:
+        for level in LEVELS_DB:
+            policy = WordsFirst()
+            policy.follow(FinalTranscript(1, "Tell me about the ocean.", "en"))
+            policy.follow(ReplyToken(1, REPLY))
+            mic = room(far, delay, level)
+            out, cpu = cancel(far, mic)
+            echo_only = out[measured]
+            starts = speech_starts(echo_only, vad, config.vad)
+            false = sum(probe(echo_only, s, recognizer, policy, pre_roll)[0] for s in starts)
+            latencies, errors = [], []
+            for at_s in (2.0, 6.0, 10.0):
+                talk = mic.copy()
+                at = far.size // 2 + int(at_s * RATE)
+                talk[at : at + question.size] += question
+                cleaned, _ = cancel(far, talk)
+                near = cleaned[at - pre_roll : at + question.size + RATE // 4]
+                heard = recognizer.transcribe(near, speech_known=True).text
+                errors.append(wer(QUESTION, heard))
+                found = speech_starts(cleaned[at - RATE :], vad, config.vad)
+                start = at - RATE + found[0] if found else at
+                ok, after = probe(cleaned, start, recognizer, policy, pre_roll)
+                latencies.append((start - at) / RATE + after if ok else None)
+            caught = [x for x in latencies if x is not None]
+            rows.append(
+                {
+                    "delay_ms": delay,
+                    "echo_db": level,
+                    "echo_reduction_db": round(level_db(mic[measured]) - level_db(echo_only), 1),
+                    "vad_starts_per_min": round(len(starts) / minutes, 1),
+                    "false_barge_ins_per_min": round(false / minutes, 1),
+                    "barge_ins_caught": f"{len(caught)}/{len(latencies)}",
+                    "barge_in_latency_s": round(statistics.median(caught), 2) if caught else None,
+                    "double_talk_wer": round(statistics.mean(errors), 3),
+                    "canceller_cpu_percent": round(100 * cpu, 2),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    return {"assistant_speech_minutes": round(minutes, 2), "rows": rows}
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=1))

@@ -1,0 +1,212 @@
+"""The echo canceller stage and the barge-in policies, without models.
+
+The room is simulated with numpy: what the speaker plays comes back into the microphone
+after a delay, through a few decaying reflections, quieter; the user may speak on top.
+The far end reaches the canceller the way the speaker sink hands it over: device-rate
+blocks with the time each starts to play.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from audio_env import read_wav, speak
+from fake_engines import (
+    FakeChat,
+    FakeRecognizer,
+    FakeVoice,
+    ScriptedMicrophone,
+    energy_vad,
+    silence,
+    tone,
+)
+
+from assistant.audio.blocks import AudioBlock
+from assistant.audio.playback_reference import PlaybackReference
+from assistant.audio.resample import resample
+from assistant.audio.sinks import FileSink
+from assistant.config import AssistantConfig
+from assistant.echo import setup as echo_setup_module
+from assistant.echo.setup import EchoSetup, echo_setup
+from assistant.echo.webrtc import WebRtcCanceller
+from assistant.events import FinalTranscript, ReplyToken, TurnCancelled
+from assistant.pipeline import Assistant, Engines
+from assistant.pipeline.barge_in import HalfDuplex, Verdict, WordsFirst, words_of
+from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
+from assistant.pipeline.stage import StageContext
+
+RATE = 16000
+DEVICE_RATE = 48000
+BLOCK = 512
+
+
+def room(far: np.ndarray, delay_ms: float, level_db: float, seed: int = 0) -> np.ndarray:
+    """``far`` as a microphone hears it across a room: delayed, reflected, attenuated."""
+    rng = np.random.default_rng(seed)
+    response = np.zeros(int(0.3 * RATE), np.float32)
+    response[int(delay_ms * RATE / 1000)] = 1.0
+    for k in range(1, 10):
+        at = int(delay_ms * RATE / 1000) + int(rng.integers(40, int(0.25 * RATE)))
+        response[min(at, response.size - 1)] += rng.normal(0, 0.35) * np.exp(-k / 3)
+    return (np.convolve(far, response)[: far.size] * 10 ** (level_db / 20)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("voices")
+    far = speak(
+        "The ocean covers most of our planet. Its deepest trench reaches eleven kilometres, "
+        "and strange creatures glow in the dark water far below the waves.",
+        folder / "far.wav",
+    )
+    near = speak("What is the capital of France?", folder / "near.wav", voice="en-us+f3")
+    return read_wav(far)[0], read_wav(near)[0]
+
+
+def cancel(far: np.ndarray, mic: np.ndarray) -> np.ndarray:
+    """Runs the stage over ``mic`` while ``far`` plays, as live: block by block, the far
+    end handed over in 20 ms device blocks stamped with when they play."""
+    reference = PlaybackReference(RATE)
+    stage = EchoCancelling(StageContext(AssistantConfig()), WebRtcCanceller(), reference)
+    far_device = resample(far, RATE, DEVICE_RATE)
+    device_block = DEVICE_RATE // 50
+    t0 = 1000.0
+    played = 0
+    out = []
+    for i in range(0, mic.size - BLOCK + 1, BLOCK):
+        captured_at = t0 + (i + BLOCK) / RATE
+        while played / DEVICE_RATE < (i + BLOCK) / RATE:  # what has played by now
+            chunk = far_device[played : played + device_block]
+            chunk = np.pad(chunk, (0, device_block - chunk.size))
+            reference.played(chunk, DEVICE_RATE, t0 + played / DEVICE_RATE)
+            played += device_block
+        out += [b.samples for b in stage.process(AudioBlock(mic[i : i + BLOCK], captured_at))]
+    return np.concatenate(out)
+
+
+def db(x: np.ndarray) -> float:
+    return 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-12)
+
+
+@pytest.mark.parametrize("delay_ms", [20, 60, 120, 250])
+@pytest.mark.parametrize("level_db", [0, -10])
+def test_the_echo_is_taken_out(voices, delay_ms, level_db):
+    far, _ = voices
+    far = np.concatenate([far, far])  # the canceller has converged by the second half
+    mic = room(far, delay_ms, level_db)
+    out = cancel(far, mic)
+    half = slice(mic.size // 2, out.size)
+    reduction = db(mic[half]) - db(out[half])
+    print(f"\ndelay {delay_ms} ms, echo {level_db} dB: reduced by {reduction:.1f} dB")
+    assert reduction > 20
+
+
+def test_the_users_voice_survives_double_talk(voices):
+    far, near = voices
+    far = np.concatenate([far, far])
+    mic = room(far, 60, -6)
+    at = far.size // 2 + RATE  # the user speaks over the converged second half
+    mic[at : at + near.size] += near
+    out = cancel(far, mic)
+    spoken = slice(at, at + near.size)
+    kept = db(out[spoken]) - db(near)
+    echo_only = slice(at + near.size + RATE // 2, out.size)
+    residue = db(out[echo_only]) - db(mic[echo_only])
+    print(f"\nuser's voice {kept:.1f} dB in double talk; echo alone {residue:.1f} dB")
+    assert kept > -15  # attenuated while both talk, never erased
+    assert kept - residue > 15  # the user stands far above what is left of the echo
+
+
+def test_the_far_end_is_on_the_capture_clock():
+    reference = PlaybackReference(RATE)
+    ramp = np.linspace(-0.5, 0.5, DEVICE_RATE // 10, dtype=np.float32)  # 100 ms
+    for k in range(5):
+        reference.played(ramp[k * 960 : (k + 1) * 960], DEVICE_RATE, 10.0 + k * 0.02)
+    got = reference.far_end(10.0, RATE // 10)
+    expected = resample(ramp, DEVICE_RATE, RATE)
+    assert np.abs(got[400:1200] - expected[400:1200]).max() < 0.05  # past soxr's hold-back
+    assert not reference.far_end(9.0, 160).any()  # before anything played: silence
+    assert reference.level_db(10.02, 10.08) > -20 and reference.level_db(11.0, 11.5) < -100
+
+
+def test_words_first_tells_the_echo_from_the_user():
+    policy = WordsFirst()
+    policy.follow(FinalTranscript(1, "Tell me about the ocean.", "en"))
+    for word in ["The", "ocean", "covers", "most", "of", "our", "planet"]:
+        policy.follow(ReplyToken(1, " " + word))
+    assert not policy.judge("the ocean covers")  # its own voice, come back
+    assert not policy.judge("you")  # one word: a residue as often as not
+    assert policy.judge("What is the capital of France?")
+    assert words_of("你好世界 hello") == ["你", "好", "世", "界", "hello"]
+
+
+def test_half_duplex_ignores_speech_only_while_it_is_audible():
+    reference = PlaybackReference(RATE)
+    for k in range(10):  # 200 ms of the assistant's voice from t = 5 s
+        reference.played(np.full(960, 0.3, np.float32), DEVICE_RATE, 5.0 + k * 0.02)
+    policy = HalfDuplex(reference)
+    assert policy.on_speech(4.9) is Verdict.INTERRUPT  # before it spoke
+    assert policy.on_speech(5.1) is Verdict.IGNORE
+    assert policy.on_speech(5.5) is Verdict.IGNORE  # the room still rings
+    assert policy.on_speech(7.0) is Verdict.INTERRUPT
+
+
+def test_the_mode_says_what_it_does_about_its_echo(monkeypatch):
+    class Speaker(FileSink):
+        reference = None  # a sink in a room: the mode hands it a reference
+
+    config = AssistantConfig()
+    config.audio.echo = "cancel"
+    cancelling = echo_setup(config, Speaker())
+    assert cancelling.cancelling and "echo cancellation on (WebRTC AEC3)" in cancelling.description
+    assert echo_setup(config, FileSink()).policy.name == "immediate"  # a file is in no room
+    config.audio.echo = "off"
+    assert echo_setup(config, Speaker()).description == "echo handling off (headphones)"
+    config.audio.echo = "cancel"
+    monkeypatch.setattr(echo_setup_module.webrtc, "available", lambda: "no wheel here")
+    fallback = echo_setup(config, Speaker())
+    assert not fallback.cancelling and fallback.description.startswith("half duplex")
+
+
+class _Audible(WordsFirst):
+    """WordsFirst, told by the test when the assistant's voice is in the room."""
+
+    audible_now = False
+
+    def audible(self, at: float) -> bool:
+        return self.audible_now
+
+
+@pytest.mark.parametrize(
+    "heard, interrupts", [(("tell", "me", "more"), True), (("it", "is", "noon"), False)]
+)
+def test_speech_over_the_reply_interrupts_only_with_the_users_words(monkeypatch, heard, interrupts):
+    policy = _Audible()
+    monkeypatch.setattr(
+        "assistant.pipeline.modes.assistant.echo_setup",
+        lambda config, sink: EchoSetup(policy, "test"),
+    )
+    chat = FakeChat(hold_after=3)
+    engines = Engines(FakeRecognizer(words=heard), chat, FakeVoice())
+    mic = ScriptedMicrophone()
+    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
+    cancelled: list[TurnCancelled] = []
+    assistant.subscribe(lambda e: cancelled.append(e) if isinstance(e, TurnCancelled) else None)
+    assistant.start()
+    try:
+        turn = assistant.ask("Say something")
+        assert chat.holding.wait(5)  # mid-reply: the assistant is talking
+        policy.audible_now = True
+        mic.say(tone(0.8), silence(1.0))  # speech over it: its words are checked
+        assert mic.wait_drained(10)
+        if interrupts:
+            assert chat.replies.get(timeout=5) == ("It is noon.", True)
+            assert [(e.turn, e.reason) for e in cancelled] == [(turn, "barge-in")]
+        else:
+            chat.release.set()
+            text, was_cancelled = chat.replies.get(timeout=5)
+            assert not was_cancelled and text == chat.script
+            assert cancelled == [] and chat.questions == ["Say something"]
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
