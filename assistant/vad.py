@@ -123,6 +123,11 @@ class Endpointer:
         """The current utterance so far (pre-roll included)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
+    def prepend(self, audio: np.ndarray) -> None:
+        """Put ``audio`` (speech heard just before) in front of the current utterance."""
+        if self._in_speech and audio.size:
+            self._frames.insert(0, np.asarray(audio, dtype=np.float32))
+
     def push_to_talk(self, down: bool, at: float) -> list[VadEvent]:
         """Press starts an utterance (with pre-roll); release ends it."""
         events: list[VadEvent] = []

@@ -210,3 +210,34 @@ def test_speech_over_the_reply_interrupts_only_with_the_users_words(monkeypatch,
     finally:
         chat.release.set()
         assert assistant.shutdown() == []
+
+
+def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
+    """The first words alone read as echo (one word); the rest, after a pause, shows it was
+    the user: the turn holds both parts."""
+    policy = _Audible()
+    monkeypatch.setattr(
+        "assistant.pipeline.modes.assistant.echo_setup",
+        lambda config, sink: EchoSetup(policy, "test"),
+    )
+    chat = FakeChat(hold_after=3)
+    words = ("tell", "me", "more", "about", "that", "now")
+    engines = Engines(FakeRecognizer(words=words), chat, FakeVoice())
+    mic = ScriptedMicrophone()
+    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
+    assistant.start()
+    try:
+        assistant.ask("Say something")
+        assert chat.holding.wait(5)
+        policy.audible_now = True
+        mic.say(tone(0.3), silence(0.8), tone(0.8), silence(1.0))
+        assert mic.wait_drained(10)
+        assert chat.replies.get(timeout=5) == ("It is noon.", True)  # interrupted
+        policy.audible_now = False
+        chat.release.set()
+        assert chat.replies.get(timeout=5)[1] is False  # the new question is answered
+        # 1.15 s of speech in all (a word per 0.25 s); the second part alone would be 3 words
+        assert chat.questions[-1] == "Tell me more about that?"
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []

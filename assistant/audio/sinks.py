@@ -18,7 +18,7 @@ from assistant.audio.playback_reference import PlaybackReference
 from assistant.errors import AudioDeviceError
 
 OnStart = Callable[[float], None]
-_DUCK_DB = -15.0
+_DUCK_DB = -30.0  # nearly silent: the reply pauses while the user may be talking
 
 
 class AudioSink(Protocol):

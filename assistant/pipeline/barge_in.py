@@ -77,7 +77,7 @@ class WordsFirst(BargeInPolicy):
     name = "words first"
     probes_s = (0.6, 1.2)
     min_words = 2  # one word is as often a residue of the echo ("you", "the")
-    echo_share = 0.5  # this share of the words in what the assistant says: its echo
+    echo_share = 0.5  # this share of its word pairs in what the assistant says: its echo
 
     def __init__(
         self,
@@ -100,13 +100,16 @@ class WordsFirst(BargeInPolicy):
             self._duck(active)
 
     def judge(self, heard: str) -> bool:
+        # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
+        # repeats the reply's own phrases, where the user's question has new ones.
         words = words_of(heard)
         if len(words) < self.min_words:
             return False
         with self._lock:
-            spoken = set(self._spoken)
-        echoed = sum(word in spoken for word in words)
-        return echoed < self.echo_share * len(words)
+            spoken = set(zip(self._spoken, self._spoken[1:], strict=False))
+        pairs = list(zip(words, words[1:], strict=False))
+        echoed = sum(pair in spoken for pair in pairs)
+        return echoed < self.echo_share * len(pairs)
 
     def follow(self, event: Event) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ it, and the turn is cut only if they are the user's, dated from when the speech 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import time
@@ -39,6 +40,7 @@ from assistant.vad import (
 log = logging.getLogger(__name__)
 VadModel = Callable[[np.ndarray], float]  # speech probability of one window
 _VERDICT_WAIT_S = 5.0  # a probe's words, once the utterance is over
+_JOIN_S = 1.5  # speech over the reply this soon after earlier speech continues it
 
 
 @dataclass
@@ -48,6 +50,9 @@ class _Check:
     at: float  # when the speech started
     probes_s: list[float] = field(default_factory=list)  # seconds of speech: when to probe
     outstanding: bool = False
+    # Speech over the reply that ended just before this began (a pause inside one
+    # question, made longer by the canceller's suppression): the same question's start.
+    before: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 class Endpointing(Handler):
@@ -66,6 +71,7 @@ class Endpointing(Handler):
         self._barge_in = barge_in or Immediate()
         self._check: _Check | None = None
         self._verdicts: queue.Queue[bool] = queue.Queue()
+        self._earlier: tuple[np.ndarray, float] | None = None  # (audio, end) not taken
         self._endpointer = Endpointer(ctx.config.vad, progress_every_s=partial_every_s)
         self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._due: list[tuple[str, object, float]] = []
@@ -155,6 +161,9 @@ class Endpointing(Handler):
         while not self._verdicts.empty():  # a late answer about earlier speech
             self._verdicts.get()
         self._check = _Check(at, list(self._barge_in.probes_s))
+        if self._earlier is not None and at - self._earlier[1] < _JOIN_S:
+            self._check.before = self._earlier[0]
+        self._earlier = None
         self._barge_in.checking(True)
 
     def _end_check(self) -> _Check:
@@ -181,6 +190,7 @@ class Endpointing(Handler):
             check.outstanding = False
             if self._verdicts.get():  # the user's words: the turn is theirs from the start
                 self._end_check()
+                self._endpointer.prepend(check.before)
                 self.ctx.turns.speech_started(True)
                 self._interrupt(check.at)
                 return
@@ -188,7 +198,7 @@ class Endpointing(Handler):
             return
         if check.probes_s and at - check.at >= check.probes_s[0]:
             check.probes_s.pop(0)
-            yield self._probe(self._endpointer.heard())
+            yield self._probe(np.concatenate([check.before, self._endpointer.heard()]))
         elif not check.probes_s:  # every probe heard the echo: not listened to further
             self._end_check()
             self.ctx.turns.speech_started(False)
@@ -197,8 +207,9 @@ class Endpointing(Handler):
         """The utterance ended while its words were being checked: decide on all of it."""
         check = self._check
         assert check is not None
+        audio = np.concatenate([check.before, event.audio])
         if not check.outstanding:
-            yield self._probe(event.audio)
+            yield self._probe(audio)
         self._end_check()
         try:
             user = self._verdicts.get(timeout=_VERDICT_WAIT_S)
@@ -207,7 +218,9 @@ class Endpointing(Handler):
         if user:
             self.ctx.turns.speech_started(True)
             self._interrupt(check.at)
-            yield from self._end_of_turn(event)
+            yield from self._end_of_turn(dataclasses.replace(event, audio=audio))
+        else:  # kept a moment: more speech may follow that shows it was the user
+            self._earlier = (audio, event.decided_at)
 
     def _end_of_turn(self, event: Utterance) -> Iterator[Heard]:
         ctx = self.ctx
