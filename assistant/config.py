@@ -119,11 +119,10 @@ class AudioConfig:
     # One Silero VAD window at 16 kHz; a block past a second only delays every stage.
     block_ms: int = field(default=32, metadata=limits(ge=1, le=1000))
     # On loudspeakers the microphone hears the assistant too. "cancel": take its voice out
-    # of the microphone (WebRTC AEC3) and interrupt only for the user's words (falls back
-    # to half duplex where no canceller can run); "half-duplex": do not listen while it
-    # speaks; "off": nothing (headphones). Off by default until the user's words survive
-    # talking over the first seconds of a reply (docs/performance.md, echo).
-    echo: Literal["cancel", "half-duplex", "off"] = "off"
+    # of the microphone (WebRTC AEC3) and interrupt only for the user's words; where the
+    # microphone hears no echo (headphones) it is passed as it is; where no canceller can
+    # run, half duplex. "half-duplex": do not listen while it speaks. "off": nothing.
+    echo: Literal["cancel", "half-duplex", "off"] = "cancel"
 
 
 @dataclass

@@ -211,7 +211,7 @@ input_device = "USB Microphone"
 output_device = 3
 sample_rate = 16000
 block_ms = 64
-echo = "cancel"
+echo = "half-duplex"
 
 [vad]
 mode = "push-to-talk"

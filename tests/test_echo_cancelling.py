@@ -241,3 +241,20 @@ def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
     finally:
         chat.release.set()
         assert assistant.shutdown() == []
+
+
+def test_headphones_are_told_from_loudspeakers():
+    from assistant.echo.presence import EchoPresence
+
+    rng = np.random.default_rng(3)
+    far = [rng.normal(0, 0.1, 160).astype(np.float32) for _ in range(120)]
+    headphones, speakers = EchoPresence(), EchoPresence()
+    for i, frame in enumerate(far):
+        headphones.observe(rng.normal(0, 1e-4, 160).astype(np.float32), frame)
+        speakers.observe(0.3 * far[i - 3] if i >= 3 else frame * 0, frame)
+        if i < 40:  # too little playback heard to believe there is no echo
+            assert headphones.present
+    assert not headphones.present and speakers.present
+    for frame in far:  # the headphones come off: the speaker is heard again
+        headphones.observe(0.5 * frame, frame)
+    assert headphones.present

@@ -142,8 +142,7 @@ def echo_report(config) -> None:
     setting = config.audio.echo
     why = webrtc.available() if setting != "half-duplex" else None
     if setting == "off":
-        can = "available" if why is None else f"not available here: {why}"
-        print(f'echo: handling off (audio.echo = "off", for headphones); cancellation {can}')
+        print('echo: handling off (audio.echo = "off"): on loudspeakers it will hear itself')
         return
     if setting == "cancel" and why is None:
         print(f"echo: cancellation available ({webrtc.WebRtcCanceller.name}): loudspeakers work")

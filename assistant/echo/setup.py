@@ -14,6 +14,7 @@ from assistant.audio.playback_reference import PlaybackReference
 from assistant.config import AssistantConfig
 from assistant.echo import webrtc
 from assistant.echo.base import EchoCanceller
+from assistant.echo.presence import EchoPresence
 from assistant.pipeline.barge_in import BargeInPolicy, HalfDuplex, Immediate, WordsFirst
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class EchoSetup:
     description: str  # for doctor, the terminal and the window
     canceller: EchoCanceller | None = None
     reference: PlaybackReference | None = None
+    presence: EchoPresence | None = None  # shared by the canceller stage and the policy
 
     @property
     def cancelling(self) -> bool:
@@ -42,11 +44,13 @@ def echo_setup(config: AssistantConfig, sink) -> EchoSetup:
     if setting == "cancel":
         why = webrtc.available()
         if why is None:
+            presence = EchoPresence()
             return EchoSetup(
-                WordsFirst(reference, duck=getattr(sink, "duck", None)),
+                WordsFirst(reference, duck=getattr(sink, "duck", None), presence=presence),
                 f"echo cancellation on ({webrtc.WebRtcCanceller.name})",
                 webrtc.WebRtcCanceller(),
                 reference,
+                presence,
             )
         log.warning("%s; not listening while the assistant speaks (half duplex)", why)
     return EchoSetup(

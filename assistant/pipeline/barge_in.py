@@ -8,7 +8,8 @@ that answers itself. So while its voice is audible (the far end played within th
 
 - ``Immediate``: any speech interrupts, as with headphones (``audio.echo = "off"``);
 - ``WordsFirst``: with a canceller, speech interrupts once the recogniser finds words in
-  it that the assistant is not saying itself; Silero calling it speech is not enough;
+  it that the assistant is not saying itself; Silero calling it speech is not enough
+  (unless the microphone hears no echo at all: headphones, ``EchoPresence``);
 - ``HalfDuplex``: without one, speech that starts while it is audible is not listened to.
 """
 
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 from assistant.audio.playback_reference import PlaybackReference
+from assistant.echo.presence import EchoPresence
 from assistant.events import Event, FinalTranscript, ReplyToken
 
 _AUDIBLE_DB = -50.0  # quieter than this is no echo worth fearing
@@ -83,14 +85,17 @@ class WordsFirst(BargeInPolicy):
         self,
         reference: PlaybackReference | None = None,
         duck: Callable[[bool], None] | None = None,
+        presence: EchoPresence | None = None,
     ) -> None:
         super().__init__(reference)
         self._duck = duck
+        self._presence = presence
         self._spoken: list[str] = []
         self._lock = threading.Lock()
 
     def on_speech(self, at: float) -> Verdict:
-        return Verdict.CHECK if self.audible(at) else Verdict.INTERRUPT
+        echo_possible = self._presence is None or self._presence.present  # not headphones
+        return Verdict.CHECK if echo_possible and self.audible(at) else Verdict.INTERRUPT
 
     def checking(self, active: bool) -> None:
         # The reply is played quieter while its words are checked: an echo canceller

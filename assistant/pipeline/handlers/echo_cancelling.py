@@ -6,7 +6,8 @@ same interval (what the speaker played then, from ``PlaybackReference``), so the
 canceller sees what was played before the echo of it arrives. Both ends are timed by
 counting their samples from an anchor, not by when each block happened to arrive: audio
 callbacks come in bursts, and far-end frames looked up by arrival times would be a
-jittered copy of what was played, which no canceller can subtract.
+jittered copy of what was played, which no canceller can subtract. Where the
+microphone hears no echo at all (headphones: ``EchoPresence``), it passes unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from assistant.audio.blocks import AudioBlock
 from assistant.audio.playback_reference import PlaybackReference
 from assistant.echo.base import EchoCanceller
+from assistant.echo.presence import EchoPresence
 from assistant.pipeline.stage import Handler, StageContext
 
 _REANCHOR_S = 0.2  # blocks this much later than the count says: the stream restarted
@@ -27,11 +29,16 @@ class EchoCancelling(Handler):
     name = "aec"
 
     def __init__(
-        self, ctx: StageContext, canceller: EchoCanceller, reference: PlaybackReference
+        self,
+        ctx: StageContext,
+        canceller: EchoCanceller,
+        reference: PlaybackReference,
+        presence: EchoPresence | None = None,
     ) -> None:
         super().__init__(ctx)
         self.canceller = canceller
         self.reference = reference
+        self.presence = presence or EchoPresence()
         self._pending = np.zeros(0, dtype=np.float32)
         self._origin: float | None = None  # when sample 0 of the stream was captured
         self._count = 0  # samples received so far
@@ -62,6 +69,8 @@ class EchoCancelling(Handler):
         for i in range(n):
             near = pending[i * frame : (i + 1) * frame]
             far = self.reference.far_end(first + i * frame / rate, frame)
-            cleaned[i * frame : (i + 1) * frame] = self.canceller.process(near, far)
+            out = self.canceller.process(near, far)  # always: it stays adapted to the room
+            self.presence.observe(near, far)
+            cleaned[i * frame : (i + 1) * frame] = out if self.presence.present else near
         self._pending = pending[n * frame :]
         yield AudioBlock(cleaned, block.captured_at - self._pending.size / rate)

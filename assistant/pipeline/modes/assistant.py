@@ -51,7 +51,7 @@ class Assistant:
             self.ctx, vad, partial_every_s=partial_every_s, barge_in=self.echo.policy
         )
         cancelling = (
-            [EchoCancelling(self.ctx, self.echo.canceller, self.echo.reference)]
+            [EchoCancelling(self.ctx, self.echo.canceller, self.echo.reference, self.echo.presence)]
             if self.echo.canceller is not None and self.echo.reference is not None
             else []
         )
