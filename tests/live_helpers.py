@@ -8,10 +8,13 @@ a timeout only as an upper bound; nothing sleeps a fixed time (the ready file is
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -125,6 +128,23 @@ class LineReader:
 
     def join(self, timeout: float = 10.0) -> None:
         self._thread.join(timeout)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_listen(pulse, ready: Path, *args: str) -> subprocess.Popen:
+    """``voice-assistant listen`` on the test PulseAudio server, creating ``ready`` once
+    it listens; its stdout and stderr are text pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "assistant", "listen", *args, "--ready-file", str(ready)],
+        cwd=REPO,
+        env={**os.environ, **pulse.env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_file(path, proc: subprocess.Popen, timeout: float) -> bool:

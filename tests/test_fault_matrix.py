@@ -37,7 +37,7 @@ import pytest
 import soundfile
 from audio_env import Recorder, play_into_mic, speak
 from fake_engines import FakeChat, ScriptedMicrophone, energy_vad, fake_engines, silence, tone
-from live_helpers import EventLog, LineReader, wait_for_file
+from live_helpers import EventLog, LineReader, start_listen, wait_for_file
 
 from assistant.audio.sinks import FileSink
 from assistant.config import AssistantConfig
@@ -462,7 +462,7 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_model(
 
 # ---------------------------------------------------------------- signals to `listen`
 
-LISTEN_ARGS = ["listen", "--allow-second-instance"]  # listed by `--help` when written
+LISTEN_ARGS = ["--allow-second-instance"]  # the lock is tested in tests/test_instance_lock.py
 EXIT_BOUND_S = 15.0
 LOAD_BOUND_S = 180.0  # models loaded from the cache on a busy 2-core machine
 TURN_S = 90.0
@@ -528,15 +528,7 @@ def test_a_signal_ends_listen_promptly_and_cleanly(
     pulse, tmp_path, spoken_question, stage, sig, status
 ):
     ready = tmp_path / "listening"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", *LISTEN_ARGS, "--ready-file", str(ready)],
-        cwd=REPO,
-        env={**os.environ, **pulse.env},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_listen(pulse, ready, *LISTEN_ARGS)
     out, err = Stream(proc.stdout), LineReader(proc.stderr)
     recorder = None
     try:

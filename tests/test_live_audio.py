@@ -8,11 +8,9 @@ speaker itself. Run with ``tests/run_suite.sh tests/test_live_audio.py``.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from live_helpers import (
     record_until_quiet,
     sound_seconds,
     sound_spans,
+    start_listen,
     wait_for_file,
 )
 
@@ -91,15 +90,7 @@ def app_process(pulse, tmp_path):
     """Starts ``voice-assistant listen --ready-file F`` on the test server's devices; yields
     (process, ready file, stdout reader, stderr reader) and kills it if a test left it running."""
     ready = tmp_path / "listening"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "listen", "--ready-file", str(ready)],
-        cwd=REPO,
-        env={**os.environ, **pulse.env},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_listen(pulse, ready)
     out, err = LineReader(proc.stdout), LineReader(proc.stderr)
     try:
         yield proc, ready, out, err
