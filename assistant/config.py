@@ -123,6 +123,10 @@ class AudioConfig:
     # microphone hears no echo (headphones) it is passed as it is; where no canceller can
     # run, half duplex. "half-duplex": do not listen while it speaks. "off": nothing.
     echo: Literal["cancel", "half-duplex", "off"] = "cancel"
+    # Which canceller: "auto" runs WebRTC AEC3 (least echo: what the VAD judges) and, where
+    # the system has libspeexdsp, Speex beside it (keeps the user's words when both talk:
+    # what is transcribed); "webrtc" or "speex" runs one alone.
+    echo_canceller: Literal["auto", "speex", "webrtc"] = "auto"
 
 
 @dataclass

@@ -212,6 +212,7 @@ output_device = 3
 sample_rate = 16000
 block_ms = 64
 echo = "half-duplex"
+echo_canceller = "speex"
 
 [vad]
 mode = "push-to-talk"

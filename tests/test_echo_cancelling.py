@@ -26,9 +26,9 @@ from assistant.audio.playback_reference import PlaybackReference
 from assistant.audio.resample import resample
 from assistant.audio.sinks import FileSink
 from assistant.config import AssistantConfig
-from assistant.echo import setup as echo_setup_module
+from assistant.echo import backends
+from assistant.echo.backends import create_cancellers
 from assistant.echo.setup import EchoSetup, echo_setup
-from assistant.echo.webrtc import WebRtcCanceller
 from assistant.events import FinalTranscript, ReplyToken, TurnCancelled
 from assistant.pipeline import Assistant, Engines
 from assistant.pipeline.barge_in import HalfDuplex, Verdict, WordsFirst, words_of
@@ -38,6 +38,7 @@ from assistant.pipeline.stage import StageContext
 RATE = 16000
 DEVICE_RATE = 48000
 BLOCK = 512
+OUTPUT_LATENCY_S = 0.04
 
 
 def room(far: np.ndarray, delay_ms: float, level_db: float, seed: int = 0) -> np.ndarray:
@@ -63,11 +64,13 @@ def voices(tmp_path_factory):
     return read_wav(far)[0], read_wav(near)[0]
 
 
-def cancel(far: np.ndarray, mic: np.ndarray) -> np.ndarray:
+def cancel(far: np.ndarray, mic: np.ndarray, backend: str) -> np.ndarray:
     """Runs the stage over ``mic`` while ``far`` plays, as live: block by block, the far
-    end handed over in 20 ms device blocks stamped with when they play."""
+    end handed over in 20 ms device blocks stamped with when they play, 40 ms ahead."""
     reference = PlaybackReference(RATE)
-    stage = EchoCancelling(StageContext(AssistantConfig()), WebRtcCanceller(), reference)
+    canceller, _, why = create_cancellers(backend)
+    assert canceller is not None, why
+    stage = EchoCancelling(StageContext(AssistantConfig()), canceller, reference)
     far_device = resample(far, RATE, DEVICE_RATE)
     device_block = DEVICE_RATE // 50
     t0 = 1000.0
@@ -75,7 +78,8 @@ def cancel(far: np.ndarray, mic: np.ndarray) -> np.ndarray:
     out = []
     for i in range(0, mic.size - BLOCK + 1, BLOCK):
         captured_at = t0 + (i + BLOCK) / RATE
-        while played / DEVICE_RATE < (i + BLOCK) / RATE:  # what has played by now
+        # A speaker's callback hands over each block before it plays (its output latency)
+        while played / DEVICE_RATE < (i + BLOCK) / RATE + OUTPUT_LATENCY_S:
             chunk = far_device[played : played + device_block]
             chunk = np.pad(chunk, (0, device_block - chunk.size))
             reference.played(chunk, DEVICE_RATE, t0 + played / DEVICE_RATE)
@@ -88,31 +92,36 @@ def db(x: np.ndarray) -> float:
     return 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-12)
 
 
+BACKENDS = ["speex", "webrtc"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("delay_ms", [20, 60, 120, 250])
 @pytest.mark.parametrize("level_db", [0, -10])
-def test_the_echo_is_taken_out(voices, delay_ms, level_db):
+def test_the_echo_is_taken_out(voices, delay_ms, level_db, backend):
     far, _ = voices
     far = np.concatenate([far, far])  # the canceller has converged by the second half
     mic = room(far, delay_ms, level_db)
-    out = cancel(far, mic)
+    out = cancel(far, mic, backend)
     half = slice(mic.size // 2, out.size)
     reduction = db(mic[half]) - db(out[half])
-    print(f"\ndelay {delay_ms} ms, echo {level_db} dB: reduced by {reduction:.1f} dB")
+    print(f"\n{backend}: delay {delay_ms} ms, echo {level_db} dB: reduced by {reduction:.1f} dB")
     assert reduction > 20
 
 
-def test_the_users_voice_survives_double_talk(voices):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_users_voice_survives_double_talk(voices, backend):
     far, near = voices
     far = np.concatenate([far, far])
     mic = room(far, 60, -6)
     at = far.size // 2 + RATE  # the user speaks over the converged second half
     mic[at : at + near.size] += near
-    out = cancel(far, mic)
+    out = cancel(far, mic, backend)
     spoken = slice(at, at + near.size)
     kept = db(out[spoken]) - db(near)
     echo_only = slice(at + near.size + RATE // 2, out.size)
     residue = db(out[echo_only]) - db(mic[echo_only])
-    print(f"\nuser's voice {kept:.1f} dB in double talk; echo alone {residue:.1f} dB")
+    print(f"\n{backend}: user's voice {kept:.1f} dB in double talk; echo alone {residue:.1f} dB")
     assert kept > -15  # attenuated while both talk, never erased
     assert kept - residue > 15  # the user stands far above what is left of the echo
 
@@ -156,14 +165,18 @@ def test_the_mode_says_what_it_does_about_its_echo(monkeypatch):
         reference = None  # a sink in a room: the mode hands it a reference
 
     config = AssistantConfig()
-    config.audio.echo = "cancel"
-    cancelling = echo_setup(config, Speaker())
-    assert cancelling.cancelling and "echo cancellation on (WebRTC AEC3)" in cancelling.description
+    both = echo_setup(config, Speaker())
+    assert both.description == "echo cancellation on (WebRTC AEC3, Speex for the words)"
+    assert both.canceller.name == "WebRTC AEC3" and both.words.name == "Speex"
+    config.audio.echo_canceller = "webrtc"
+    assert echo_setup(config, Speaker()).description == "echo cancellation on (WebRTC AEC3)"
     assert echo_setup(config, FileSink()).policy.name == "immediate"  # a file is in no room
     config.audio.echo = "off"
     assert echo_setup(config, Speaker()).description == "echo handling off (headphones)"
-    config.audio.echo = "cancel"
-    monkeypatch.setattr(echo_setup_module.webrtc, "available", lambda: "no wheel here")
+    config.audio.echo, config.audio.echo_canceller = "cancel", "auto"
+    monkeypatch.setattr(backends.speex, "available", lambda: "no libspeexdsp here")
+    assert echo_setup(config, Speaker()).description == "echo cancellation on (WebRTC AEC3)"
+    monkeypatch.setattr(backends.webrtc, "available", lambda: "no wheel here")
     fallback = echo_setup(config, Speaker())
     assert not fallback.cancelling and fallback.description.startswith("half duplex")
 

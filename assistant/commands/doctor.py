@@ -137,20 +137,24 @@ def llm_report(config) -> int:
 
 def echo_report(config) -> None:
     """Whether it can take its own voice out of the microphone (talking on loudspeakers)."""
-    from assistant.echo import webrtc
+    from assistant.echo.backends import create_cancellers, describe
 
     setting = config.audio.echo
-    why = webrtc.available() if setting != "half-duplex" else None
     if setting == "off":
         print('echo: handling off (audio.echo = "off"): on loudspeakers it will hear itself')
         return
-    if setting == "cancel" and why is None:
-        print(f"echo: cancellation available ({webrtc.WebRtcCanceller.name}): loudspeakers work")
+    if setting == "half-duplex":
+        print("echo: half duplex (audio.echo): it does not listen while it speaks")
         return
-    reason = f" ({why})" if why else ""
-    print(f"echo: half duplex{reason}: it does not listen while it speaks")
-    if why:
-        print("  fix: pip install livekit==1.2.1, or use headphones and audio.echo = off")
+    canceller, words, why = create_cancellers(config.audio.echo_canceller)
+    if canceller is not None:
+        print(f"echo: cancellation available ({describe(canceller, words)}): loudspeakers work")
+        for made in (canceller, words):
+            if made is not None:
+                made.close()
+        return
+    print(f"echo: half duplex ({why}): it does not listen while it speaks")
+    print("  fix: install libspeexdsp1 or pip install livekit==1.2.1, or use headphones")
 
 
 def gpu_report(config) -> None:

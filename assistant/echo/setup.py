@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from assistant.audio.playback_reference import PlaybackReference
 from assistant.config import AssistantConfig
-from assistant.echo import webrtc
+from assistant.echo.backends import create_cancellers, describe
 from assistant.echo.base import EchoCanceller
 from assistant.echo.presence import EchoPresence
 from assistant.pipeline.barge_in import BargeInPolicy, HalfDuplex, Immediate, WordsFirst
@@ -27,6 +27,7 @@ class EchoSetup:
     canceller: EchoCanceller | None = None
     reference: PlaybackReference | None = None
     presence: EchoPresence | None = None  # shared by the canceller stage and the policy
+    words: EchoCanceller | None = None  # a second canceller, for what is transcribed
 
     @property
     def cancelling(self) -> bool:
@@ -42,15 +43,16 @@ def echo_setup(config: AssistantConfig, sink) -> EchoSetup:
     reference = PlaybackReference(config.audio.sample_rate)
     sink.reference = reference
     if setting == "cancel":
-        why = webrtc.available()
-        if why is None:
+        canceller, words, why = create_cancellers(config.audio.echo_canceller)
+        if canceller is not None:
             presence = EchoPresence()
             return EchoSetup(
                 WordsFirst(reference, duck=getattr(sink, "duck", None), presence=presence),
-                f"echo cancellation on ({webrtc.WebRtcCanceller.name})",
-                webrtc.WebRtcCanceller(),
+                f"echo cancellation on ({describe(canceller, words)})",
+                canceller,
                 reference,
                 presence,
+                words,
             )
         log.warning("%s; not listening while the assistant speaks (half duplex)", why)
     return EchoSetup(

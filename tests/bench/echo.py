@@ -4,13 +4,15 @@ The assistant's own voice (the Piper voice reading a paragraph) is played into a
 simulated room: a direct path after ``delay`` ms and decaying reflections over 250 ms,
 at an echo level relative to the voice. For each delay and level:
 
-- echo reduction: microphone level minus the canceller's output level, converged half;
+- echo reduction: microphone level minus WebRTC AEC3's output level, converged half;
 - false barge-ins per minute of the assistant's speech, from the cancelled echo alone:
-  what Silero + the endpointer call speech (an ``Immediate`` policy would stop there),
-  and what survives ``WordsFirst``'s probes through Whisper (what the app does);
-- with a user's question spoken over the reply (three places): the barge-in latency
+  what Silero + the endpointer call speech in AEC3's output (an ``Immediate`` policy
+  would stop there), and what survives ``WordsFirst``'s probes through Whisper on Speex's
+  output (what the app does with ``audio.echo_canceller = "auto"``);
+- with a user's question spoken over the reply (0.5 s into it, before the cancellers
+  have converged, and at 2, 6 and 10 s of the second pass): the barge-in latency
   (question start to the probe whose words interrupt, the recogniser's time included)
-  and the word error rate of the question as the canceller lets it through;
+  and the word error rate of the question as Speex lets it through (and as AEC3 would);
 - the canceller's CPU time per second of audio.
 
 Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``echo``.
@@ -35,6 +37,7 @@ from audio_env import read_wav  # noqa: E402
 from assistant.asr import WhisperRecognizer  # noqa: E402
 from assistant.audio.resample import resample  # noqa: E402
 from assistant.config import AssistantConfig  # noqa: E402
+from assistant.echo.speex import SpeexCanceller  # noqa: E402
 from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
 from assistant.events import FinalTranscript, ReplyToken  # noqa: E402
 from assistant.model_store import ModelStore  # noqa: E402
@@ -65,15 +68,20 @@ def room(far: np.ndarray, delay_ms: float, level_db: float, seed: int = 0) -> np
     return (np.convolve(far, response)[: far.size] * 10 ** (level_db / 20)).astype(np.float32)
 
 
-def cancel(far: np.ndarray, mic: np.ndarray) -> tuple[np.ndarray, float]:
-    """The canceller over the whole signal; (output, CPU seconds per audio second)."""
-    canceller = WebRtcCanceller()
-    frame = canceller.frame_samples
+def cancel(far: np.ndarray, mic: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Both cancellers over the whole signal, as ``audio.echo_canceller = "auto"`` runs
+    them: (WebRTC's output, where the VAD looks; Speex's, what is transcribed; CPU seconds
+    of the pair per audio second)."""
+    webrtc, speex = WebRtcCanceller(), SpeexCanceller()
+    frame = webrtc.frame_samples
     out = np.zeros(mic.size // frame * frame, np.float32)
+    words = np.zeros_like(out)
     start = time.process_time()
     for i in range(0, out.size, frame):
-        out[i : i + frame] = canceller.process(mic[i : i + frame], far[i : i + frame])
-    return out, (time.process_time() - start) / (out.size / RATE)
+        near, played = mic[i : i + frame], far[i : i + frame]
+        out[i : i + frame] = webrtc.process(near, played)
+        words[i : i + frame] = speex.process(near, played)
+    return out, words, (time.process_time() - start) / (out.size / RATE)
 
 
 def level_db(x: np.ndarray) -> float:
@@ -93,14 +101,15 @@ def speech_starts(audio: np.ndarray, vad: SileroVad, config) -> list[int]:
     return starts
 
 
-def probe(audio, start, recognizer, policy, pre_roll) -> tuple[bool, float | None]:
-    """What the Endpointing stage's probes decide about speech starting at ``start``:
-    (interrupts, seconds from the start to the verdict, recogniser time included)."""
+def probe(words, start, recognizer, policy, pre_roll) -> tuple[bool, float | None]:
+    """What the Endpointing stage's probes decide about speech starting at ``start``
+    (found in WebRTC's output; ``words`` is what they transcribe): (interrupts, seconds
+    from the start to the verdict, recogniser time included)."""
     for after_s in policy.probes_s:
         end = start + int(after_s * RATE)
-        if end > audio.size:
+        if end > words.size:
             break
-        clip = audio[max(0, start - pre_roll) : end]
+        clip = words[max(0, start - pre_roll) : end]
         began = time.perf_counter()
         text = recognizer.transcribe(clip, speech_known=True).text
         took = time.perf_counter() - began
@@ -140,22 +149,23 @@ def measure() -> dict:
             policy.follow(FinalTranscript(1, "Tell me about the ocean.", "en"))
             policy.follow(ReplyToken(1, REPLY))
             mic = room(far, delay, level)
-            out, cpu = cancel(far, mic)
+            out, kept, cpu = cancel(far, mic)
             echo_only = out[measured]
             starts = speech_starts(echo_only, vad, config.vad)
-            false = sum(probe(echo_only, s, recognizer, policy, pre_roll)[0] for s in starts)
-            latencies, errors = [], []
-            for at_s in (2.0, 6.0, 10.0):
+            residue = kept[measured]
+            false = sum(probe(residue, s, recognizer, policy, pre_roll)[0] for s in starts)
+            latencies, errors, errors_webrtc = [], [], []
+            for at_s in (0.5, 2.0, 6.0, 10.0):  # 0.5: the first pass, not yet converged
                 talk = mic.copy()
-                at = far.size // 2 + int(at_s * RATE)
+                at = int(at_s * RATE) + (far.size // 2 if at_s >= 1 else 0)
                 talk[at : at + question.size] += question
-                cleaned, _ = cancel(far, talk)
-                near = cleaned[at - pre_roll : at + question.size + RATE // 4]
-                heard = recognizer.transcribe(near, speech_known=True).text
-                errors.append(wer(QUESTION, heard))
+                cleaned, words, _ = cancel(far, talk)
+                span = slice(at - pre_roll, at + question.size + RATE // 4)
+                errors.append(wer(QUESTION, recognizer.transcribe(words[span]).text))
+                errors_webrtc.append(wer(QUESTION, recognizer.transcribe(cleaned[span]).text))
                 found = speech_starts(cleaned[at - RATE :], vad, config.vad)
                 start = at - RATE + found[0] if found else at
-                ok, after = probe(cleaned, start, recognizer, policy, pre_roll)
+                ok, after = probe(words, start, recognizer, policy, pre_roll)
                 latencies.append((start - at) / RATE + after if ok else None)
             caught = [x for x in latencies if x is not None]
             rows.append(
@@ -168,7 +178,8 @@ def measure() -> dict:
                     "barge_ins_caught": f"{len(caught)}/{len(latencies)}",
                     "barge_in_latency_s": round(statistics.median(caught), 2) if caught else None,
                     "double_talk_wer": round(statistics.mean(errors), 3),
-                    "canceller_cpu_percent": round(100 * cpu, 2),
+                    "double_talk_wer_webrtc_alone": round(statistics.mean(errors_webrtc), 3),
+                    "cancellers_cpu_percent": round(100 * cpu, 2),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)

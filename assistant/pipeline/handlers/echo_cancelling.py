@@ -8,6 +8,10 @@ counting their samples from an anchor, not by when each block happened to arrive
 callbacks come in bursts, and far-end frames looked up by arrival times would be a
 jittered copy of what was played, which no canceller can subtract. Where the
 microphone hears no echo at all (headphones: ``EchoPresence``), it passes unchanged.
+
+With a second canceller for words, each block carries two versions: the first
+canceller's (the least echo: what voice activity is looked for in) and the second's
+(the user's words kept best when both talk: what the recogniser hears).
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ class EchoCancelling(Handler):
         canceller: EchoCanceller,
         reference: PlaybackReference,
         presence: EchoPresence | None = None,
+        words: EchoCanceller | None = None,
     ) -> None:
         super().__init__(ctx)
         self.canceller = canceller
+        self.words = words
         self.reference = reference
         self.presence = presence or EchoPresence()
         self._pending = np.zeros(0, dtype=np.float32)
@@ -48,6 +54,8 @@ class EchoCancelling(Handler):
 
     def close(self) -> None:
         self.canceller.close()
+        if self.words is not None:
+            self.words.close()
 
     def process(self, block: AudioBlock) -> Iterator[AudioBlock]:
         rate = self.ctx.config.audio.sample_rate
@@ -66,11 +74,18 @@ class EchoCancelling(Handler):
             return
         first = self._origin + (self._count - pending.size) / rate  # pending[0]'s time
         cleaned = np.empty(n * frame, dtype=np.float32)
+        words = np.empty(n * frame, dtype=np.float32) if self.words is not None else None
         for i in range(n):
-            near = pending[i * frame : (i + 1) * frame]
+            span = slice(i * frame, (i + 1) * frame)
+            near = pending[span]
             far = self.reference.far_end(first + i * frame / rate, frame)
-            out = self.canceller.process(near, far)  # always: it stays adapted to the room
+            # Always run: the cancellers stay adapted to the room even while bypassed.
+            out = self.canceller.process(near, far)
+            kept = self.words.process(near, far) if self.words is not None else out
             self.presence.observe(near, far)
-            cleaned[i * frame : (i + 1) * frame] = out if self.presence.present else near
+            echo = self.presence.present
+            cleaned[span] = out if echo else near
+            if words is not None:
+                words[span] = kept if echo else near
         self._pending = pending[n * frame :]
-        yield AudioBlock(cleaned, block.captured_at - self._pending.size / rate)
+        yield AudioBlock(cleaned, block.captured_at - self._pending.size / rate, words)

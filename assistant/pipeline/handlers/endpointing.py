@@ -75,7 +75,8 @@ class Endpointing(Handler):
         self._endpointer = Endpointer(ctx.config.vad, progress_every_s=partial_every_s)
         self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._due: list[tuple[str, object, float]] = []
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)  # what voice activity is judged on
+        self._pending_heard = np.zeros(0, dtype=np.float32)  # what is transcribed
 
     def control(self, kind: str, value: object) -> None:
         """``("ptt", pressed)`` or ``("mode", name)``, applied at the audio of this instant."""
@@ -88,10 +89,12 @@ class Endpointing(Handler):
         while not self._controls.empty():
             self._due.append(self._controls.get())
         pending = np.concatenate([self._pending, block.samples])
+        heard = np.concatenate([self._pending_heard, block.heard])
         rate = self.ctx.config.audio.sample_rate
         n = pending.size // WINDOW
         for i in range(n):
             window = pending[i * WINDOW : (i + 1) * WINDOW]
+            words = heard[i * WINDOW : (i + 1) * WINDOW]
             at = block.captured_at - (pending.size - (i + 1) * WINDOW) / rate
             while self._due and self._due[0][2] <= at:
                 yield from self._apply(*self._due.pop(0))
@@ -102,11 +105,12 @@ class Endpointing(Handler):
             except Exception as exc:
                 self.ctx.fail("vad", self.ctx.turns.current, exc)
                 prob = 0.0
-            for event in self._endpointer.process(window, prob, at):
+            for event in self._endpointer.process(words, prob, at):
                 yield from self._on_vad_event(event)
             if self._check is not None:
                 yield from self._advance_check(at)
         self._pending = pending[n * WINDOW :]
+        self._pending_heard = heard[n * WINDOW :]
 
     def _apply(self, kind: str, value, at: float) -> Iterator[Heard]:
         if kind == "mode":

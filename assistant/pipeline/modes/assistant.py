@@ -51,7 +51,15 @@ class Assistant:
             self.ctx, vad, partial_every_s=partial_every_s, barge_in=self.echo.policy
         )
         cancelling = (
-            [EchoCancelling(self.ctx, self.echo.canceller, self.echo.reference, self.echo.presence)]
+            [
+                EchoCancelling(
+                    self.ctx,
+                    self.echo.canceller,
+                    self.echo.reference,
+                    self.echo.presence,
+                    self.echo.words,
+                )
+            ]
             if self.echo.canceller is not None and self.echo.reference is not None
             else []
         )
