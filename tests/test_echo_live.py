@@ -107,9 +107,9 @@ def test_it_finishes_its_reply_without_hearing_itself(
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="double talk in the first seconds of a reply: AEC3 suppresses the user's first "
-    "words, so the question is heard garbled (issue #13, in progress)",
+    strict=False,
+    reason="speech over a ducked reply on loudspeakers: the question interrupts it, but its "
+    "words are heard right in some runs only (issue #13, in progress)",
 )
 def test_a_question_over_its_reply_still_interrupts_it(config, engines, questions):
     with room(60, 100):
