@@ -146,6 +146,9 @@ def test_words_first_tells_the_echo_from_the_user():
     assert not policy.judge("the ocean covers")  # its own voice, come back
     assert not policy.judge("you")  # one word: a residue as often as not
     assert policy.judge("What is the capital of France?")
+    for piece in (" Ray", "leigh", " scattering"):  # tokens split words
+        policy.follow(ReplyToken(1, piece))
+    assert not policy.judge("Rayleigh scattering")
     assert words_of("你好世界 hello") == ["你", "好", "世", "界", "hello"]
 
 

@@ -27,6 +27,7 @@ from assistant.events import Event, FinalTranscript, ReplyToken
 _AUDIBLE_DB = -50.0  # quieter than this is no echo worth fearing
 _TAIL_S = 0.5  # the room's reverberation and the output buffers, after the last sample
 _WORD = re.compile(r"[^\W\d_]+|\d+")
+_SPOKEN_CHARS = 2000  # of the reply kept to compare with (more than it says in a minute)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -90,7 +91,7 @@ class WordsFirst(BargeInPolicy):
         super().__init__(reference)
         self._duck = duck
         self._presence = presence
-        self._spoken: list[str] = []
+        self._spoken = ""  # the reply so far (tokens split words: joined before splitting)
         self._lock = threading.Lock()
 
     def on_speech(self, at: float) -> Verdict:
@@ -111,7 +112,8 @@ class WordsFirst(BargeInPolicy):
         if len(words) < self.min_words:
             return False
         with self._lock:
-            spoken = set(zip(self._spoken, self._spoken[1:], strict=False))
+            said = words_of(self._spoken)
+        spoken = set(zip(said, said[1:], strict=False))
         pairs = list(zip(words, words[1:], strict=False))
         echoed = sum(pair in spoken for pair in pairs)
         return echoed < self.echo_share * len(pairs)
@@ -119,10 +121,9 @@ class WordsFirst(BargeInPolicy):
     def follow(self, event: Event) -> None:
         with self._lock:
             if isinstance(event, FinalTranscript):
-                self._spoken = []
+                self._spoken = ""
             elif isinstance(event, ReplyToken):
-                self._spoken += words_of(event.text)
-                del self._spoken[:-200]
+                self._spoken = (self._spoken + event.text)[-_SPOKEN_CHARS:]
 
 
 def words_of(text: str) -> list[str]:
