@@ -27,7 +27,6 @@ from assistant.errors import UserFacingError
 
 LOCK_NAME = "live.lock"
 HOLDER_NAME = "live.holder.json"
-_HOLDER_WAIT_S = 0.2  # a holder writes its description right after it takes the lock
 
 
 class SecondInstanceError(UserFacingError):
@@ -90,7 +89,9 @@ class InstanceLock:
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise SecondInstanceError(self._wait_for_holder()) from None
+            # A holder writes its description right after taking the lock; caught in
+            # between, the refusal just cannot say who it is.
+            raise SecondInstanceError(self.holder()) from None
         self._lock = lock
         # Should this fail, the lock still works; a second instance just cannot say who.
         with contextlib.suppress(OSError):
@@ -116,13 +117,6 @@ class InstanceLock:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return holder if pid_alive(holder.pid) else None
-
-    def _wait_for_holder(self) -> Holder | None:
-        """The holder, allowing it the moment between taking the lock and describing itself."""
-        deadline = time.monotonic() + _HOLDER_WAIT_S
-        while (holder := self.holder()) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return holder
 
     def __enter__(self) -> InstanceLock:
         self.acquire()

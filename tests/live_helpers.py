@@ -8,7 +8,9 @@ a timeout only as an upper bound; nothing sleeps a fixed time (the ready file is
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -131,6 +133,40 @@ class LineReader:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class Stream:
+    """A text pipe's output as it arrives, partial lines included (a reply is printed a
+    token at a time), with a wait for a pattern in it."""
+
+    def __init__(self, pipe) -> None:
+        self._text = ""
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        while chunk := os.read(pipe.fileno(), 4096):
+            with self._cond:
+                self._text += decode(chunk)
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: re.search(pattern, self._text) or self._closed, timeout)
+            return bool(re.search(pattern, self._text))
+
+    def text(self) -> str:
+        with self._cond:
+            return self._text
+
+    def join(self) -> None:
+        self._thread.join(10)
 
 
 def start_listen(pulse, ready: Path, *args: str) -> subprocess.Popen:
