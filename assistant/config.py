@@ -245,6 +245,53 @@ class TtsConfig:
     first_phrase_words: int = field(default=8, metadata=limits(ge=0, le=100))
 
 
+def _target_language(code: str) -> bool:
+    from assistant.interpret.languages import known_language  # Whisper's codes, lazily
+
+    return known_language(code)
+
+
+@dataclass
+class InterpretConfig:
+    """The live interpreter (``voice-assistant interpret``, the window's Interpreter)."""
+
+    # The language spoken; None or "auto": detected for each segment.
+    source: str | None = field(
+        default=None,
+        metadata=rule(_language, "a Whisper language code such as en, fr, de, es, zh, or 'auto'"),
+    )
+    target: str = field(
+        default="en", metadata=rule(_target_language, "a language code such as en, zh, fr, de")
+    )
+    # "whisper": Whisper's own translate task (into English only, from the audio); "llm":
+    # the translation LLM (Gemma 3 270M by default, or a server at llm_url); "mt": a
+    # machine-translation model folder (mt_model); "auto": the best one the direction has.
+    engine: Literal["auto", "whisper", "llm", "mt"] = "auto"
+    llm_model: str = "default"  # "default" (the embedded Gemma 3 270M GGUF) or a .gguf file
+    # An OpenAI-compatible server to translate with instead (vLLM, llama.cpp's server, ...)
+    llm_url: str = field(
+        default="", metadata=rule(_http_url, "'' or a URL starting with http:// or https://")
+    )
+    served_model: str = ""
+    # A transformers sequence-to-sequence folder: Marian/OPUS-MT, NLLB or M2M100.
+    mt_model: str = ""
+    speak: bool = True  # read the translation aloud; False: captions only
+    # "mic", "monitor" (what this computer plays: a call, a video) or an input device name
+    input: str = field(
+        default="mic", metadata=rule(lambda v: v.strip() != "", "mic, monitor or a device")
+    )
+    # how often the open segment is decoded again for its partial caption
+    partial_every_ms: int = field(default=500, metadata=limits(ge=100, le=5000))
+    # a pause this long closes a segment
+    end_silence_ms: int = field(default=500, metadata=limits(ge=100, le=5000))
+    # a speaker who never pauses: the segment is closed anyway (Whisper hears 30 s at most)
+    max_segment_s: float = field(default=12.0, metadata=limits(ge=2, le=28))
+    # segments before this one shown to the translator as context
+    context_segments: int = field(default=2, metadata=limits(ge=0, le=10))
+    # the longest translation in tokens (LLM and MT)
+    max_new_tokens: int = field(default=128, metadata=limits(ge=8, le=1024))
+
+
 # Settings bounded by another one: (setting, operator, other setting).
 _RELATIONS = (
     ("llm.context_tokens", ">", "llm.max_new_tokens"),
@@ -260,6 +307,7 @@ class AssistantConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
+    interpret: InterpretConfig = field(default_factory=InterpretConfig)
 
     @classmethod
     def load(cls, path: Path | None = None) -> AssistantConfig:

@@ -111,4 +111,35 @@ class ErrorOccurred(Event):
     fatal: bool = False
 
 
+@dataclass(frozen=True)
+class SourceCaption(Event):
+    """The interpreter's caption of what is being said, in the speaker's language.
+
+    ``confirmed`` only ever grows within a segment (two decodes agreed on it); the
+    ``tentative`` rest may change with the next decode. ``final``: the segment has closed
+    and ``confirmed`` is its whole text. Times are seconds of audio since the session
+    started."""
+
+    segment: int
+    confirmed: str
+    tentative: str
+    language: str
+    start: float
+    end: float
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class TranslatedCaption(Event):
+    """A closed segment, translated."""
+
+    segment: int
+    source: str
+    text: str
+    source_language: str
+    target_language: str
+    start: float
+    end: float
+
+
 EventHandler = Callable[[Event], None]

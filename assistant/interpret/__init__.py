@@ -1,0 +1,1 @@
+"""The live interpreter's engine parts: languages, stable captions, translators, export."""

@@ -1,0 +1,1 @@
+"""Translators behind one interface (``base.Translator``); ``factory`` picks one."""
