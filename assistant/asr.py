@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -290,6 +291,9 @@ def _encoder_copy(model_dir, choice: ComputeChoice):
 class WhisperRecognizer:
     def __init__(self, model_dir, config: AsrConfig) -> None:
         self.config = config
+        # The model's per-call settings (window, abandon check) are attributes: one decode
+        # at a time, though the interpreter's captions and translation share it.
+        self._lock = threading.RLock()
         self.language = check_language(config.language)
         # What the user last spoke, for detection (see pick_language).
         self.language_hint: str | None = system_language()
@@ -339,6 +343,10 @@ class WhisperRecognizer:
         language = check_language(language) or self.language
         if not vad_filter and not speech_known and not contains_speech(audio):
             return Transcript("", language or "", 0.0, [], audio.size / SAMPLE_RATE)
+        with self._lock:
+            return self._transcribe_live(audio, language, task, vad_filter, timestamps, abandoned)
+
+    def _transcribe_live(self, audio, language, task, vad_filter, timestamps, abandoned):
         # Timestamps (file transcription) need Whisper's own 30 s window to be right.
         frames = None if timestamps else self._window_frames(audio.size / SAMPLE_RATE)
         self.model.window_frames = frames
@@ -373,10 +381,11 @@ class WhisperRecognizer:
         ``progress`` is told the end (in seconds) of each segment as it is decoded.
         """
         language = check_language(language) or self.language
-        self.model.window_frames = None
-        result, _ = self._transcribe(
-            audio, language, task, decoding.vad_filter, True, None, decoding, progress
-        )
+        with self._lock:
+            self.model.window_frames = None
+            result, _ = self._transcribe(
+                audio, language, task, decoding.vad_filter, True, None, decoding, progress
+            )
         return result
 
     def warm_up(self) -> None:

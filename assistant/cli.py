@@ -102,6 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", type=Path, help="create this file once listening")
     p.add_argument("--hands-free", action="store_true", help="hands-free (the default)")
 
+    p = sub.add_parser(
+        "interpret",
+        parents=[common],
+        help="translate speech: a recording, or live (--live) as captions and speech",
+    )
+    p.add_argument("file", type=Path, nargs="?", help="a recording (or --live)")
+    p.add_argument("--to", required=True, help="the language to translate into (en, zh, fr, ...)")
+    p.add_argument("--from", dest="source", help="the language spoken (default: detect)")
+    p.add_argument("--engine", choices=["auto", "whisper", "llm", "mt"], help="default: auto")
+    p.add_argument("--srt", type=Path, help="also write subtitles (source over translation)")
+    p.add_argument("--vtt", type=Path, help="also write WebVTT subtitles")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--live", action="store_true", help="interpret live until Ctrl-C")
+    p.add_argument(
+        "--input", help="live input: mic (default), monitor (what this computer plays) or a device"
+    )
+    p.add_argument(
+        "--speak",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the translation aloud (live; default: interpret.speak)",
+    )
+
     p = sub.add_parser("say", parents=[common], help="speak text into a WAV file")
     p.add_argument("text")
     p.add_argument("--output", type=Path, required=True)

@@ -142,4 +142,13 @@ class TranslatedCaption(Event):
     end: float
 
 
+@dataclass(frozen=True)
+class SegmentTimings(Event):
+    """How long after the speaker stopped each of the segment's outputs came, in ms:
+    "caption" (the final caption), "translation", "speech" (its first sample played)."""
+
+    segment: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
 EventHandler = Callable[[Event], None]

@@ -54,3 +54,52 @@ class Speech:
     ticket: Ticket
     samples: np.ndarray | None  # None marks the end of the reply
     rate: int
+
+
+# -- the interpreter ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SegmentAudio:
+    """The open segment's audio so far (``final``: the segment has closed). ``start`` is
+    seconds of audio since the session began; ``ended_at`` the capture time of its last
+    voiced window (``time.monotonic()``), what caption lag is measured from."""
+
+    ticket: Ticket
+    index: int
+    audio: np.ndarray
+    start: float
+    final: bool
+    ended_at: float
+    cut: bool = False  # closed at the length cap, not at a pause
+
+
+@dataclass(frozen=True)
+class ClosedSegment:
+    ticket: Ticket
+    index: int
+    text: str
+    language: str
+    audio: np.ndarray
+    start: float
+    end: float
+    ended_at: float
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """A segment's translation, to be read aloud."""
+
+    ticket: Ticket
+    index: int
+    text: str
+    language: str
+    ended_at: float
+
+
+@dataclass(frozen=True)
+class SpokenAudio:
+    ticket: Ticket
+    index: int
+    samples: np.ndarray | None  # None: the segment's translation is all there
+    rate: int
+    text: str
+    ended_at: float

@@ -89,3 +89,10 @@ class EchoCancelling(Handler):
                 words[span] = kept if echo else near
         self._pending = pending[n * frame :]
         yield AudioBlock(cleaned, block.captured_at - self._pending.size / rate, words)
+
+
+def cancelling_stages(ctx: StageContext, echo) -> list[Handler]:
+    """The canceller stage a mode puts first, or none (``echo`` is an ``EchoSetup``)."""
+    if echo.canceller is None or echo.reference is None:
+        return []
+    return [EchoCancelling(ctx, echo.canceller, echo.reference, echo.presence, echo.words)]

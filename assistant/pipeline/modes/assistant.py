@@ -13,7 +13,7 @@ from assistant.config import AssistantConfig
 from assistant.echo.setup import echo_setup
 from assistant.events import EventHandler, FinalTranscript, State, StateChanged
 from assistant.pipeline.engines import Engines
-from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
+from assistant.pipeline.handlers.echo_cancelling import cancelling_stages
 from assistant.pipeline.handlers.endpointing import Endpointing, VadModel
 from assistant.pipeline.handlers.playback import Playback
 from assistant.pipeline.handlers.recognition import Recognition
@@ -50,24 +50,11 @@ class Assistant:
         self._endpointing = Endpointing(
             self.ctx, vad, partial_every_s=partial_every_s, barge_in=self.echo.policy
         )
-        cancelling = (
-            [
-                EchoCancelling(
-                    self.ctx,
-                    self.echo.canceller,
-                    self.echo.reference,
-                    self.echo.presence,
-                    self.echo.words,
-                )
-            ]
-            if self.echo.canceller is not None and self.echo.reference is not None
-            else []
-        )
         self.runner = Runner(
             self.ctx,
             source,
             [
-                *cancelling,
+                *cancelling_stages(self.ctx, self.echo),
                 self._endpointing,
                 Recognition(self.ctx, engines.recognizer),
                 Replying(self.ctx, engines.chat),

@@ -1,0 +1,118 @@
+"""Segment audio to live captions in the speaker's language, stabilised.
+
+Each decode of the open segment updates its caption through local agreement
+(``assistant/interpret/agreement.py``): what two decodes agree on is confirmed and never
+rewritten. A partial decode gives way to anything queued behind it (the segment's next
+snapshot or its end): a caption nobody will read must not delay the one they will.
+
+The segment's language is detected on its first decode (unless fixed) and kept for the
+rest of it, so the caption does not switch script halfway. A closed segment's text goes
+on to translation; one with no words (a cough, noise) is withdrawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from assistant.asr import SAMPLE_RATE, Abandoned
+from assistant.events import SourceCaption
+from assistant.interpret.agreement import LocalAgreement
+from assistant.interpret.record import CaptionRecord, CaptionSegment
+from assistant.pipeline.items import ClosedSegment, SegmentAudio
+from assistant.pipeline.stage import Handler, StageContext
+
+log = logging.getLogger(__name__)
+_SURE = 0.5  # language probability past which the first decode's language is kept
+
+
+class Captioning(Handler):
+    name = "asr"
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        recognizer,
+        record: CaptionRecord,
+        *,
+        is_echo: Callable[[str, float], bool] = lambda text, ended_at: False,
+    ) -> None:
+        super().__init__(ctx)
+        self._is_echo = is_echo
+        self._recognizer = recognizer
+        self._record = record
+        self._index = 0
+        self._agreement = LocalAgreement()
+        self._language: str | None = None
+        self._spoken = False  # a caption of this segment has been shown
+
+    def ticket(self, item):
+        return None  # "stop speaking" drops queued speech, never a caption
+
+    def process(self, item: SegmentAudio) -> Iterator[ClosedSegment]:
+        if item.index != self._index:
+            self._index, self._agreement, self._spoken = item.index, LocalAgreement(), False
+            self._language = self.ctx.config.interpret.source or None
+        if not item.final:
+            if not self.waiting():
+                self._partial(item)
+            return
+        transcript = self._decode(item, final=True)
+        text = self._agreement.final(transcript.text if transcript else "")
+        language = self._language or (transcript.language if transcript else "")
+        end = item.start + item.audio.size / SAMPLE_RATE
+        if text and self._is_echo(text, item.ended_at):
+            log.info("dropped segment %d: it is the spoken translation (%r)", item.index, text)
+            text = ""
+        self._publish(item, text, "", language, end, final=True)
+        if not text:
+            return
+        self._record.add(CaptionSegment(item.index, item.start, end, text, language))
+        yield ClosedSegment(
+            item.ticket, item.index, text, language, item.audio, item.start, end, item.ended_at
+        )
+
+    def _partial(self, item: SegmentAudio) -> None:
+        transcript = self._decode(item, final=False)
+        if transcript is None or not transcript.text:
+            return
+        caption = self._agreement.update(transcript.text)
+        end = item.start + item.audio.size / SAMPLE_RATE
+        self._publish(item, caption.confirmed, caption.tentative, self._language or "", end)
+
+    def _decode(self, item: SegmentAudio, *, final: bool):
+        """The transcript; None when given up for newer audio, or when decoding failed
+        (reported once, the segment closes without words)."""
+        try:
+            transcript = self._recognizer.transcribe(
+                item.audio,
+                language=self._language,
+                abandoned=None if final else self.waiting,
+                speech_known=True,
+            )
+        except Abandoned:
+            return None
+        except Exception as exc:
+            self.ctx.fail("asr", self.ctx.turns.current, exc)
+            return None
+        sure = transcript.language_probability >= _SURE or final
+        if self._language is None and transcript.text and sure:
+            self._language = transcript.language
+        return transcript
+
+    def _publish(self, item, confirmed, tentative, language, end, *, final=False) -> None:
+        if not (confirmed or tentative or self._spoken):
+            return  # nothing was shown for this segment, and nothing is to be
+        self._spoken = True
+        self.ctx.emit(
+            SourceCaption(
+                item.ticket.turn,
+                item.index,
+                confirmed,
+                tentative,
+                language,
+                item.start,
+                end,
+                final,
+            )
+        )
