@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="read the translation aloud (live; default: interpret.speak)",
     )
+    p.add_argument("--ready-file", type=Path, help="live: create this file once interpreting")
 
     p = sub.add_parser("say", parents=[common], help="speak text into a WAV file")
     p.add_argument("text")

@@ -9,6 +9,7 @@ captions are printed as they settle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -29,7 +30,7 @@ from assistant.events import (
 from assistant.interpret.export import check_export_path, to_json, write_export
 from assistant.interpret.record import CaptionSegment
 from assistant.interpret.translators.base import Context, SourceSegment
-from assistant.interpret.translators.factory import create_translator
+from assistant.interpret.translators.factory import check_engine, create_translator
 from assistant.model_store import ModelStore
 from assistant.progress import ProgressLine
 
@@ -45,6 +46,7 @@ def run(args, config) -> int:
     if args.input is not None:
         settings["input"] = args.input
     config.update({"interpret": settings}, source="interpret")
+    check_engine(config.interpret)  # before anything slow
     outputs = [check_export_path(path) for path in (args.srt, args.vtt) if path is not None]
     if args.live == (args.file is not None):
         raise ConfigError("interpret needs a recording (FILE) or --live, not both")
@@ -131,7 +133,7 @@ def _live(args, config, outputs) -> int:
         interpreter = Interpreter(config, engines, source, sink)
         print(f"[{interpreter.description}]", file=sys.stderr)
         stop = threading.Event()
-        interpreter.subscribe(CaptionPrinter(sys.stdout.isatty()))
+        interpreter.subscribe(CaptionPrinter(sys.stdout.isatty(), args.ready_file))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         try:
@@ -148,6 +150,9 @@ def _live(args, config, outputs) -> int:
             segments = interpreter.record.segments()
             language = segments[0].language if segments else ""
             _export(outputs, segments, language, config.interpret.target)
+            if args.ready_file:
+                with contextlib.suppress(OSError):
+                    args.ready_file.unlink()
     return 1 if left else 0
 
 
@@ -156,8 +161,9 @@ class CaptionPrinter:
     words come (confirmed, then the tentative rest in brackets); elsewhere (a pipe, a
     log) only closed segments and their translations are printed, one line each."""
 
-    def __init__(self, terminal: bool) -> None:
+    def __init__(self, terminal: bool, ready_file=None) -> None:
         self._terminal = terminal
+        self._ready_file = ready_file
         self._lock = threading.Lock()
         self._open = False
 
@@ -181,6 +187,8 @@ class CaptionPrinter:
             print(f"  → {event.text}", flush=True)
         elif isinstance(event, Ready):
             print("interpreting (Ctrl-C to quit)", file=sys.stderr, flush=True)
+            if self._ready_file:
+                self._ready_file.write_text("interpreting\n")
         elif isinstance(event, ErrorOccurred):
             self._end_line()
             print(f"error ({event.stage}): {event.message}", file=sys.stderr, flush=True)

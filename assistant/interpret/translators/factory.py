@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.config import AssistantConfig
+from assistant.config import AssistantConfig, InterpretConfig
 from assistant.errors import ConfigError
 from assistant.interpret.languages import language_name
 from assistant.interpret.translators.auto import AutoTranslator
@@ -15,22 +15,27 @@ from assistant.model_store import ModelStore
 TRUSTED_LLM = frozenset({("fr", "en"), ("de", "en"), ("es", "en"), ("zh", "en")})
 
 
+def check_engine(interpret: InterpretConfig) -> None:
+    """The engine's own limits, checked before any model loads."""
+    if interpret.engine == "whisper" and interpret.target != "en":
+        raise ConfigError(
+            f"the whisper engine translates into English only, not into "
+            f"{language_name(interpret.target)}: choose llm, mt or auto"
+        )
+    if interpret.engine == "mt" and not interpret.mt_model:
+        raise ConfigError(
+            "the mt engine needs a model: set interpret.mt_model to a Marian/OPUS-MT, "
+            "NLLB or M2M100 folder (transformers format)"
+        )
+
+
 def create_translator(config: AssistantConfig, store: ModelStore, recognizer) -> Translator:
     interpret = config.interpret
+    check_engine(interpret)
     engine = interpret.engine
     if engine == "whisper":
-        if interpret.target != "en":
-            raise ConfigError(
-                f"interpret.engine 'whisper' translates into English only, not into "
-                f"{language_name(interpret.target)}: choose llm, mt or auto"
-            )
         return WhisperTranslator(recognizer)
     if engine == "mt":
-        if not interpret.mt_model:
-            raise ConfigError(
-                "interpret.engine is 'mt' but no interpret.mt_model folder is set "
-                "(a Marian/OPUS-MT, NLLB or M2M100 model in transformers format)"
-            )
         return _mt(config)
     if engine == "llm":
         return _llm(config, store)

@@ -5,8 +5,11 @@ Each decode of the open segment updates its caption through local agreement
 rewritten. A partial decode gives way to anything queued behind it (the segment's next
 snapshot or its end): a caption nobody will read must not delay the one they will.
 
-The segment's language is detected on its first decode (unless fixed) and kept for the
-rest of it, so the caption does not switch script halfway. A closed segment's text goes
+The segment's language (unless fixed) is settled once a decode of at least two seconds
+detects it with confidence, or at the segment's end: on a second of audio Whisper often
+takes French for Japanese. Until then partial captions are all tentative, since their
+words may come back in another language and script; confirmed words are always in the
+segment's language. A closed segment's text goes
 on to translation; one with no words (a cough, noise) is withdrawn.
 """
 
@@ -23,7 +26,8 @@ from assistant.pipeline.items import ClosedSegment, SegmentAudio
 from assistant.pipeline.stage import Handler, StageContext
 
 log = logging.getLogger(__name__)
-_SURE = 0.5  # language probability past which the first decode's language is kept
+_SURE = 0.8  # language probability past which a partial decode settles the language
+_SURE_AFTER_S = 2.0  # ... if it heard this much
 
 
 class Captioning(Handler):
@@ -76,9 +80,12 @@ class Captioning(Handler):
         transcript = self._decode(item, final=False)
         if transcript is None or not transcript.text:
             return
-        caption = self._agreement.update(transcript.text)
         end = item.start + item.audio.size / SAMPLE_RATE
-        self._publish(item, caption.confirmed, caption.tentative, self._language or "", end)
+        if self._language is None:  # not settled: nothing is confirmed yet
+            self._publish(item, "", transcript.text, transcript.language, end)
+            return
+        caption = self._agreement.update(transcript.text)
+        self._publish(item, caption.confirmed, caption.tentative, self._language, end)
 
     def _decode(self, item: SegmentAudio, *, final: bool):
         """The transcript; None when given up for newer audio, or when decoding failed
@@ -95,8 +102,9 @@ class Captioning(Handler):
         except Exception as exc:
             self.ctx.fail("asr", self.ctx.turns.current, exc)
             return None
-        sure = transcript.language_probability >= _SURE or final
-        if self._language is None and transcript.text and sure:
+        heard_s = item.audio.size / SAMPLE_RATE
+        sure = transcript.language_probability >= _SURE and heard_s >= _SURE_AFTER_S
+        if self._language is None and transcript.text and (sure or final):
             self._language = transcript.language
         return transcript
 
