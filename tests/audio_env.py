@@ -252,7 +252,14 @@ class PulseAudio:
         return {k: os.environ[k] for k in pulse_env("") if k in os.environ}
 
 
-def speak(text: str, path: str | Path, voice: str = "en-us", engine: str = "espeak-ng") -> Path:
+def speak(
+    text: str,
+    path: str | Path,
+    voice: str = "en-us",
+    engine: str = "espeak-ng",
+    *,
+    espeak_options: tuple[str, ...] = ("-s", "150"),
+) -> Path:
     """Synthesises ``text`` into a 16 kHz mono 16-bit WAV at ``path`` and returns the path.
 
     engine "espeak-ng" takes an espeak voice ("en-us", "en-gb", ...); "flite" takes a flite
@@ -262,8 +269,8 @@ def speak(text: str, path: str | Path, voice: str = "en-us", engine: str = "espe
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "tts.wav"
         if engine == "espeak-ng":
-            # a little slower than espeak's default 175 wpm: clearer for the recogniser
-            cmd = ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text]
+            # by default a little slower than espeak's 175 wpm: clearer for the recogniser
+            cmd = ["espeak-ng", "-v", voice, *espeak_options, "-w", str(raw), text]
         elif engine == "flite":
             cmd = ["flite", "-t", text, "-o", str(raw)]
             if voice != "en-us":

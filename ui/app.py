@@ -1,5 +1,10 @@
 """Starting the desktop app: window first, models in the background, then the assistant.
 
+The window has two modes. Only one pipeline holds the microphone at a time: choosing
+Interpreter shuts the assistant down (in the background); Start there loads the
+interpreter's engines (reusing the assistant's Whisper) and starts an ``Interpreter``;
+Stop shuts it down, and choosing Assistant again restarts the assistant on its engines.
+
 The window opens at once and shows loading progress; when the models are in, the audio
 devices are opened and the assistant starts. A missing microphone or speaker is shown in
 the window rather than ending the app: typed questions still work without either (a
@@ -9,12 +14,14 @@ or a device lost later, is reported as an ErrorOccurred event while the assistan
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
@@ -27,7 +34,16 @@ from assistant.errors import AudioDeviceError, UserFacingError
 from assistant.events import State
 from assistant.pipeline import Assistant
 from assistant.pipeline.engines import Engines, load_engines
-from ui.loader import EngineLoader, LoadFunction
+from ui.loader import (
+    EngineLoader,
+    InterpreterFactory,
+    LoadFunction,
+    SilentSource,
+    build_interpreter,
+    interpreter_source,
+    load_interpreter,
+    run_job,
+)
 from ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -66,9 +82,12 @@ def apply_style(app: QApplication) -> None:
 
 
 class AppController(QObject):
-    """Owns the loader and the assistant behind one window; ``shutdown`` ends both."""
+    """Owns the loaders, the assistant and the interpreter behind one window; ``shutdown``
+    ends them all. Background jobs (loading, shutting a pipeline down) run one at a time;
+    after each, ``_reconcile`` takes the next step towards what the window asks for."""
 
     assistant_started = Signal(object)  # the running Assistant
+    interpreter_started = Signal(object)  # the running Interpreter
 
     def __init__(
         self,
@@ -80,6 +99,9 @@ class AppController(QObject):
         load: LoadFunction = load_engines,
         partial_every_s: float | None = None,
         parent: QObject | None = None,
+        interpreter_source_factory: SourceFactory = interpreter_source,
+        load_interpreter: LoadFunction = load_interpreter,
+        interpreter_factory: InterpreterFactory = build_interpreter,
     ) -> None:
         super().__init__(parent)
         self.window = window
@@ -91,8 +113,22 @@ class AppController(QObject):
         self._loader.progress.connect(window.show_loading)
         self._loader.loaded.connect(self._on_loaded)
         self._loader.failed.connect(window.show_load_failed)
+        self._loader.failed.connect(self._reconcile)  # the interpreter loads its own Whisper
         self._assistant: Assistant | None = None
+        self._engines: Engines | None = None
         self._closing = False
+        self._interpreter_source = interpreter_source_factory
+        self._load_interpreter = load_interpreter
+        self._interpreter_factory = interpreter_factory
+        self._interpreter: Any = None
+        self._interpreter_engines: Any = None
+        self._interpreter_key: Any = None  # the settings those engines were loaded for
+        self._want_interpreter = False
+        self._task: EngineLoader | None = None  # the background job now running
+        self.panel = window.interpreter
+        window.mode_changed.connect(self._reconcile)
+        self.panel.start_requested.connect(self.start_interpreter)
+        self.panel.stop_requested.connect(self.stop_interpreter)
 
     @property
     def assistant(self) -> Assistant | None:
@@ -103,16 +139,24 @@ class AppController(QObject):
         self.window.show_loading("starting")
         self._loader.start()
 
+    @property
+    def interpreter(self) -> Any:
+        return self._interpreter
+
     @Slot(object)
     def _on_loaded(self, engines: Engines) -> None:
         if self._closing:
             return
+        self._engines = engines
+        self._reconcile()
+
+    def _start_assistant(self, engines: Engines) -> None:
         # Without a source or sink the assistant still answers typed questions.
         try:
             source = self._source_factory(self.config)
         except Exception as exc:
             self.window.show_error("audio-in", _describe(exc))
-            source = _SilentSource(self.config.audio.sample_rate)
+            source = SilentSource(self.config.audio.sample_rate)
         try:
             sink = self._sink_factory(self.config)
         except Exception as exc:
@@ -131,7 +175,7 @@ class AppController(QObject):
             except AudioDeviceError as exc:
                 # The microphone cannot be opened: say so, and answer typed questions.
                 self.window.show_error("audio-in", _describe(exc))
-                silent = _SilentSource(self.config.audio.sample_rate)
+                silent = SilentSource(self.config.audio.sample_rate)
                 assistant = self._launch(engines, silent, sink, partial)
         except Exception as exc:  # the window must stay up to say what went wrong
             self.window.show_error("start", _describe(exc), fatal=True)
@@ -157,16 +201,162 @@ class AppController(QObject):
             raise
         return assistant
 
+    # -- modes ---------------------------------------------------------------------------
+    @Slot()
+    def start_interpreter(self) -> None:
+        """The panel's Start: its choices are in ``config.interpret`` already."""
+        self._want_interpreter = True
+        self._reconcile()
+
+    @Slot()
+    def stop_interpreter(self) -> None:
+        """The panel's Stop; a load under way goes on, its engines kept for the next Start."""
+        self._want_interpreter = False
+        if self._interpreter is None:
+            self.panel.set_running(False, "stopped")
+        self._reconcile()
+
+    def _progress(self, message: str) -> None:
+        if self._want_interpreter:
+            self.panel.show_loading(message)
+
+    @Slot()
+    def _reconcile(self) -> None:
+        """One step towards the chosen mode; called again when each background job ends."""
+        if self._closing or self._task is not None:
+            return
+        panel = self.panel
+        if self.window.mode == "assistant":
+            self._want_interpreter = False
+            if self._interpreter is not None:
+                self._stop_interpreter_now()
+            elif self._assistant is None and self._engines is not None:
+                self.window.show_loading("starting the assistant")
+                self._start_assistant(self._engines)
+            return
+        if self._assistant is not None:  # it holds the microphone
+            assistant, self._assistant = self._assistant, None
+            self.window.detach()
+            self.window.status.set_state(State.STOPPED, "paused while interpreting")
+            self._background("stopping the assistant", lambda _: assistant.shutdown())
+        elif not self._want_interpreter:
+            if self._interpreter is not None:
+                self._stop_interpreter_now()
+        elif self._interpreter is None:
+            if self._loader.running:
+                panel.show_loading("waiting for speech recognition to load")
+            elif self._interpreter_key != self._settings_key():
+                self._load_interpreter_engines()
+            else:
+                self._launch_interpreter()
+
+    def _settings_key(self) -> Any:
+        # The engines depend on the languages and translator, not on the input or speak.
+        return dataclasses.replace(self.config.interpret, input="", speak=True)
+
+    def _load_interpreter_engines(self) -> None:
+        key, old, mine = self._settings_key(), self._interpreter_engines, self._engines
+        self._interpreter_engines = self._interpreter_key = None
+
+        def load(progress: Callable[[str], None]) -> Any:
+            if old is not None and hasattr(old, "close"):
+                old.close()  # the translator of the last settings
+            return self._load_interpreter(
+                self.config,
+                progress=progress,
+                recognizer=mine.recognizer if mine is not None else None,  # one Whisper
+                voice=mine.tts if mine is not None else None,
+            )
+
+        def loaded(engines: Any) -> None:
+            self._interpreter_engines, self._interpreter_key = engines, key
+
+        self._background("loading the interpreter", load, loaded)
+
+    def _launch_interpreter(self) -> None:
+        panel, config = self.panel, self.config
+        try:
+            source = self._interpreter_source(config)
+        except Exception as exc:
+            self._interpreter_failed("audio-in", exc)
+            return
+        try:
+            sink = self._sink_factory(config)
+        except Exception as exc:
+            panel.show_error("audio-out", f"{_describe(exc)} Translations are shown only.")
+            sink = NullSink()
+        interpreter = None
+        try:
+            interpreter = self._interpreter_factory(config, self._interpreter_engines, source, sink)
+            panel.attach(interpreter)
+            interpreter.start()
+        except Exception as exc:  # the window stays up to say what went wrong
+            panel.detach()
+            if interpreter is not None:
+                interpreter.shutdown()
+            else:
+                source.close()
+                sink.close()
+            self._interpreter_failed(
+                "audio-in" if isinstance(exc, AudioDeviceError) else "start", exc
+            )
+            return
+        self._interpreter = interpreter
+        self.interpreter_started.emit(interpreter)
+
+    def _interpreter_failed(self, stage: str, exc: BaseException) -> None:
+        self._want_interpreter = False
+        self.panel.show_error(stage, _describe(exc))
+        self.panel.set_running(False, "the interpreter could not start")
+
+    def _stop_interpreter_now(self) -> None:
+        interpreter, self._interpreter = self._interpreter, None
+        self.panel.detach()
+        self._background(
+            "stopping the interpreter",
+            lambda _: interpreter.shutdown(),
+            lambda _: None if self._want_interpreter else self.panel.set_running(False, "stopped"),
+        )
+
+    def _background(
+        self, what: str, job: Callable[[Callable[[str], None]], Any], done=None
+    ) -> None:
+        """Run ``job(progress)`` off the GUI thread, then ``done(result)`` and reconcile."""
+        self._progress(what)
+
+        def finished(result: Any) -> None:
+            self._task = None
+            if isinstance(result, list) and result:  # a shutdown that left threads behind
+                log.warning("%s: threads still running: %s", what, ", ".join(result))
+            if done is not None:
+                done(result)
+            self._reconcile()
+
+        def failed(message: str) -> None:
+            self._task, self._want_interpreter = None, False
+            self.panel.show_error("interpret", message)
+            self.panel.set_running(False, f"{what} failed")
+            self._reconcile()
+
+        self._task = run_job(self, job, finished, failed, self._progress)
+
     def shutdown(self, timeout: float = 10.0, load_timeout: float = 120.0) -> list[str]:
-        """Stop the assistant (or wait out a load in progress); returns threads still alive."""
+        """Stop the pipelines (or wait out a load in progress); returns threads still alive."""
         self._closing = True
         self.window.detach()
+        self.panel.detach()
         left: list[str] = []
         if self._loader.running and not self._loader.abandon(load_timeout):
             left.append("engine-loader")
+        if self._task is not None and not self._task.abandon(load_timeout):
+            left.append("interpreter-task")
+        self._task = None
         if self._assistant is not None:
             left += self._assistant.shutdown(timeout)
             self._assistant = None
+        if self._interpreter is not None:
+            left += self._interpreter.shutdown(timeout)
+            self._interpreter = None
         return left
 
 
@@ -176,24 +366,6 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     log.error("unexpected error", exc_info=exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-class _SilentSource:
-    """Used when no source could be built or opened: the assistant runs on typed questions."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = sample_rate
-        self._closed = threading.Event()
-
-    def start(self) -> None:
-        pass
-
-    def read(self, timeout: float) -> None:
-        self._closed.wait(timeout)
-        return None
-
-    def close(self) -> None:
-        self._closed.set()
 
 
 def run_app(
@@ -228,6 +400,7 @@ def run_app(
         status = app.exec()
     finally:
         restore()
+        window.interpreter.close_overlay()  # writes its place and size out
         window.hide()
         left = controller.shutdown()
         if left:

@@ -1,4 +1,5 @@
-"""Carries engine events from the assistant's worker threads onto the GUI thread.
+"""Carries engine events from the assistant's (or interpreter's) worker threads onto the
+GUI thread.
 
 The assistant calls its subscribers from whichever worker produced an event; Qt widgets
 may only be touched from the GUI thread. ``EngineBridge.post`` is safe to call from any
@@ -12,6 +13,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from assistant.events import (
+    AudioFinished,
+    AudioStarted,
     DeviceRestored,
     ErrorOccurred,
     Event,
@@ -21,8 +24,10 @@ from assistant.events import (
     Ready,
     ReplyFinished,
     ReplyToken,
+    SourceCaption,
     SpeechStarted,
     StateChanged,
+    TranslatedCaption,
     TurnCancelled,
     TurnTimings,
 )
@@ -44,6 +49,11 @@ class EngineBridge(QObject):
     timings = Signal(int, object)  # turn, dict[str, float | None] in ms
     error = Signal(str, str, bool)  # stage, message, fatal
     device_restored = Signal(str)  # stage whose error is over
+    # The interpreter's events (the events themselves: they carry many fields).
+    source_caption = Signal(object)  # SourceCaption
+    translated_caption = Signal(object)  # TranslatedCaption
+    audio_started = Signal(int)  # turn
+    audio_finished = Signal(int, bool)  # turn, interrupted
 
     _posted = Signal(object)
 
@@ -97,3 +107,11 @@ class EngineBridge(QObject):
                 self.error.emit(stage, message, fatal)
             case DeviceRestored(stage=stage):
                 self.device_restored.emit(stage)
+            case SourceCaption():
+                self.source_caption.emit(event)
+            case TranslatedCaption():
+                self.translated_caption.emit(event)
+            case AudioStarted(turn=turn):
+                self.audio_started.emit(turn)
+            case AudioFinished(turn=turn, interrupted=interrupted):
+                self.audio_finished.emit(turn, interrupted)

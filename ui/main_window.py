@@ -1,4 +1,5 @@
-"""The main window: conversation, push-to-talk, Stop, typed questions, state and errors.
+"""The main window: two modes, chosen at the top. Assistant: conversation, push-to-talk,
+Stop, typed questions, state and errors. Interpreter: ``ui.interpreter_panel``.
 
 The window knows the assistant only through the few calls in ``AssistantControls`` and
 the events it receives through an ``EngineBridge``; it never loads models or opens audio
@@ -10,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from PySide6.QtCore import QEvent, Qt, Slot
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLineEdit,
     QMainWindow,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +33,7 @@ from assistant.events import Event, State
 from ui.bridge import EngineBridge
 from ui.conversation_view import ConversationView
 from ui.error_banner import ErrorBanner
+from ui.interpreter_panel import InterpreterPanel
 from ui.status_line import StatusLine
 from ui.talk_button import TalkButton
 
@@ -36,6 +41,7 @@ WINDOW_TITLE = "Voice Assistant"
 _BUSY = (State.THINKING, State.SPEAKING)
 _HINT_PTT = "Hold the talk button (or the Space key) and ask a question."
 _HINT_HANDS_FREE = "Just speak: the assistant listens. You can also hold the talk button."
+MODES = {"assistant": "Assistant", "interpreter": "Interpreter"}
 
 
 class AssistantControls(Protocol):
@@ -56,9 +62,18 @@ class AssistantControls(Protocol):
 
 
 class MainWindow(QMainWindow):
-    """Drives one assistant: attach it, and the window follows its events."""
+    """Drives one assistant: attach it, and the window follows its events. The
+    Interpreter page (``interpreter``) is driven the same way, by ``ui.app``."""
 
-    def __init__(self, config: AssistantConfig | None = None, parent: QWidget | None = None):
+    mode_changed = Signal(str)  # "assistant" or "interpreter", chosen by the user
+
+    def __init__(
+        self,
+        config: AssistantConfig | None = None,
+        parent: QWidget | None = None,
+        *,
+        settings: QSettings | None = None,  # where the caption overlay keeps its place
+    ):
         super().__init__(parent)
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(600, 720)
@@ -97,6 +112,12 @@ class MainWindow(QMainWindow):
         self.hands_free.setChecked(self._config.vad.mode == "hands-free")
         self.hands_free.toggled.connect(self._on_hands_free)
 
+        self.interpreter = InterpreterPanel(self._config, settings)
+        self.mode_buttons = QButtonGroup(self)
+        self.mode_buttons.setExclusive(True)
+        self._mode = "assistant"
+        self.pages = QStackedWidget()
+        self.pages.setObjectName("pages")
         self.setCentralWidget(self._build_layout())
         self._set_controls_enabled(False)
         self._update_hint()
@@ -120,16 +141,68 @@ class MainWindow(QMainWindow):
         banner_box.setContentsMargins(14, 12, 14, 0)
         banner_box.addWidget(self.error_banner)
 
-        central = QWidget()
-        central.setObjectName("central")
-        layout = QVBoxLayout(central)
+        page = QWidget()
+        page.setObjectName("assistantPage")
+        layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(banner_box)
         layout.addWidget(self.conversation, 1)
         layout.addWidget(controls)
         layout.addWidget(self.status)
+        self.pages.addWidget(page)
+        self.pages.addWidget(self.interpreter)
+
+        bar = QFrame()
+        bar.setObjectName("modeBar")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(14, 10, 14, 10)
+        row.setSpacing(0)
+        row.addStretch(1)
+        for i, (mode, text) in enumerate(MODES.items()):
+            button = QPushButton(text)
+            button.setObjectName("modeButton")
+            button.setProperty("mode", mode)
+            button.setProperty("side", "left" if i == 0 else "right")
+            button.setCheckable(True)
+            button.setChecked(mode == self._mode)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            self.mode_buttons.addButton(button, i)
+            row.addWidget(button)
+        row.addStretch(1)
+        self.mode_buttons.idClicked.connect(self._on_mode_clicked)
+
+        central = QWidget()
+        central.setObjectName("central")
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(bar)
+        column.addWidget(self.pages, 1)
         return central
+
+    # -- modes ---------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Show ``mode``'s page and announce it (``mode_changed``) if it is a change."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        index = list(MODES).index(mode)
+        self.mode_buttons.button(index).setChecked(True)
+        self.pages.setCurrentIndex(index)
+        if mode == self._mode:
+            return
+        self._mode = mode
+        if mode == "assistant":
+            self.conversation.setFocus()
+        self.mode_changed.emit(mode)
+
+    @Slot(int)
+    def _on_mode_clicked(self, index: int) -> None:
+        self.set_mode(list(MODES)[index])
 
     # -- wiring --------------------------------------------------------------------------
     @property
@@ -276,4 +349,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.talk_button.set_held(False)
+        self.interpreter.close_overlay()  # a window of its own
         super().closeEvent(event)
