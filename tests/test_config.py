@@ -261,6 +261,22 @@ speed = 1.2
 min_phrase_chars = 12
 max_phrase_chars = 120
 first_phrase_words = 0
+
+[interpret]
+source = "fr"
+target = "zh"
+engine = "llm"
+llm_model = "/opt/translate.gguf"
+llm_url = "http://127.0.0.1:8000/v1"
+served_model = "qwen"
+mt_model = "/opt/opus-mt-fr-en"
+speak = false
+input = "monitor"
+partial_every_ms = 300
+end_silence_ms = 700
+max_segment_s = 8.0
+context_segments = 3
+max_new_tokens = 64
 """
 
 

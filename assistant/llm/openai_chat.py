@@ -7,6 +7,9 @@ conversation lives here, not on the server (the API is stateless), with the same
 as the local backend: an exchange is kept once it ends, a cancelled reply as far as it
 got, and a failed call leaves the memory as it was.
 
+``complete`` sends raw text to ``{url}/completions`` instead (a base model's few-shot
+prompt, for the interpreter), streamed and failing the same way.
+
 Every failure becomes one ``LlmError`` line that names the server (never its API key)
 and what to do: the pipeline shows it, and the CLI prints it and exits with status 2.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -146,9 +150,8 @@ class OpenAIChat(ChatBackend):
         with self._lock:
             messages = self.conversation.messages(user_text)
             drop = self._turns_to_drop(messages)
-            text, was_cancelled = self._stream(
-                messages[:1] + messages[1 + drop :], on_text, cancelled
-            )
+            body = {"messages": messages[:1] + messages[1 + drop :]}
+            text, was_cancelled = self._stream("/chat/completions", body, on_text, cancelled)
             del self.conversation.turns[:drop]
             self.conversation.add(user_text, text)
             return text, was_cancelled
@@ -166,25 +169,43 @@ class OpenAIChat(ChatBackend):
             drop += 2
         return drop
 
-    def _stream(
-        self, messages: list[dict[str, str]], on_text: OnText, cancelled: Cancelled
+    def complete(
+        self,
+        prompt: str,
+        on_text: OnText,
+        cancelled: Cancelled = lambda: False,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
     ) -> tuple[str, bool]:
+        """Stream the server's continuation of ``prompt`` (``/completions``, no chat
+        template); cancelled and failing as ``reply`` does, with no memory kept."""
+        body = {"prompt": prompt, "max_tokens": max_tokens}
+        if stop:
+            body["stop"] = list(stop)
+        with self._lock:
+            return self._stream("/completions", body, on_text, cancelled)
+
+    def _stream(
+        self, path: str, request: dict, on_text: OnText, cancelled: Cancelled
+    ) -> tuple[str, bool]:
+        """POST ``request`` to ``path`` as a stream; (text so far, cancelled)."""
         body = {
             "model": self.model,
-            "messages": messages,
             "stream": True,
             "max_tokens": self.config.max_new_tokens,
             "temperature": self.config.temperature,
+            **request,
         }
         pieces: list[str] = []
         if cancelled():
             return "", True
         finished = False
         try:
-            with self._http.stream("POST", f"{self.url}/chat/completions", json=body) as response:
+            with self._http.stream("POST", f"{self.url}{path}", json=body) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise self._status_error(response, "/chat/completions")
+                    raise self._status_error(response, path)
                 for event in httpx2.EventSource(response):
                     if cancelled():
                         return "".join(pieces).strip(), True
@@ -209,7 +230,8 @@ class OpenAIChat(ChatBackend):
         return "".join(pieces).strip(), False
 
     def _deltas(self, data: str, pieces: list[str]):
-        """(content, finished) for each choice in one event of the stream."""
+        """(content, finished) for each choice in one event of the stream: a chat chunk's
+        ``delta.content`` or a completion chunk's ``text``."""
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -221,8 +243,8 @@ class OpenAIChat(ChatBackend):
         if chunk.get("error"):
             raise self._dropped(pieces, _one_line(_error_text(chunk), self._secret()))
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else choice.get("text")
             yield (content if isinstance(content, str) else ""), bool(choice.get("finish_reason"))
 
     # --- errors --------------------------------------------------------------------------

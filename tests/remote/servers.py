@@ -187,6 +187,18 @@ def send_delta(handler: BaseHTTPRequestHandler, content: str) -> None:
     handler.wfile.flush()
 
 
+def send_text(handler: BaseHTTPRequestHandler, text: str, finish: str | None = None) -> None:
+    """One event of a streamed ``/completions`` reply (raw text, no chat delta); with
+    ``finish`` it is the last, and ``[DONE]`` follows."""
+    chunk = {
+        "object": "text_completion",
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+    }
+    events = f"data: {json.dumps(chunk)}\n\n" + ("data: [DONE]\n\n" if finish else "")
+    handler.wfile.write(events.encode())
+    handler.wfile.flush()
+
+
 class SilentServer:
     """Listens on a loopback port and never answers: the kernel completes the handshake
     (the backlog), nobody reads the request."""

@@ -41,6 +41,7 @@ class WhisperTranslator(Translator):
             task="translate",
             abandoned=cancelled,
             speech_known=True,
+            keep_unlikely=True,  # the caption already has words: say what they mean
         )
         return transcript.text
 

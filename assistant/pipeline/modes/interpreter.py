@@ -7,9 +7,12 @@ go out as events and into ``record`` (for export), the translation is read aloud
 target language's voice unless speaking is off.
 
 The app must never translate its own voice: with a canceller running, its voice is taken
-out of the input and a segment that is still mostly the spoken translation is dropped
-(``EchoGuard``); where none can run, the input counts as silence while the translation
-plays (half duplex).
+out of the microphone and a segment that is still mostly the spoken translation is
+dropped (``EchoGuard``); where none can run, the input counts as silence while the
+translation plays (half duplex). What the computer plays (the monitor input) holds the
+app's voice too, mixed in digitally, where the device's estimate of when a sample plays
+can come after the sample is recorded: no canceller can subtract an echo that arrives
+before its reference, so that input is half duplex as well.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from assistant.pipeline.handlers.spoken_playback import SpokenPlayback
 from assistant.pipeline.handlers.translating import Translating
 from assistant.pipeline.runner import Runner
 from assistant.pipeline.stage import StageContext
+
+_AHEAD_S = 0.15
 
 
 class Interpreter:
@@ -59,13 +64,19 @@ class Interpreter:
         self.echo = echo_setup(config, sink)
         guard = EchoGuard()
         in_a_room = self.echo.reference is not None  # the input may hear the voice
-        half_duplex = isinstance(self.echo.policy, HalfDuplex)
+        loopback = getattr(source, "hears_own_output", False) and in_a_room
+        half_duplex = loopback or isinstance(self.echo.policy, HalfDuplex)
+        self._hearing = (
+            "not listening to the computer's sound while the translation plays"
+            if loopback
+            else self.echo.description
+        )
         self._translating = Translating(self.ctx, engines.translator, self.record, self.lag)
         self.runner = Runner(
             self.ctx,
             source,
             [
-                *cancelling_stages(self.ctx, self.echo),
+                *([] if loopback else cancelling_stages(self.ctx, self.echo)),
                 Segmenting(
                     self.ctx,
                     vad,
@@ -86,10 +97,11 @@ class Interpreter:
 
     @property
     def description(self) -> str:
-        return f"{self.engines.describe()} · {self.echo.description}"
+        return f"{self.engines.describe()} · {self._hearing}"
 
     def _while_speaking(self, at: float) -> bool:
-        return self._translating.speak and self.echo.policy.audible(at)
+        # a little ahead too: on the monitor the voice can be recorded before its time
+        return self._translating.speak and self.echo.policy.audible(at + _AHEAD_S)
 
     def subscribe(self, handler: EventHandler) -> None:
         self.ctx.subscribe(handler)
