@@ -10,6 +10,7 @@ ALSA programs (PortAudio, sounddevice) reach it as "default" through tests/pulse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -292,3 +293,26 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
         x = x.reshape(-1, w.getnchannels()).mean(axis=1)
         return (x / 32768.0).astype(np.float32), w.getframerate()
+
+
+@contextlib.contextmanager
+def room(latency_ms: int, volume_percent: int):
+    """The speaker heard by the microphone: a loopback with this delay and level."""
+    module = pactl(
+        "load-module",
+        "module-loopback",
+        "source=app_out.monitor",
+        "sink=mic_feed",
+        f"latency_msec={latency_ms}",
+        "source_dont_move=true",
+        "sink_dont_move=true",
+        "adjust_time=0",  # a fixed delay, as one sound card's speaker and microphone have
+    ).strip()
+    try:
+        for line in pactl("list", "short", "sink-inputs").splitlines():
+            index, owner = line.split("\t")[:2]
+            if owner == module:
+                pactl("set-sink-input-volume", index, f"{volume_percent}%")
+        yield
+    finally:
+        pactl("unload-module", module)

@@ -9,11 +9,10 @@ a question, and a real question spoken over its reply must still interrupt it.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
-from audio_env import pactl, play_into_mic, speak
+from audio_env import play_into_mic, room, speak
 from live_helpers import EventLog
 
 from assistant.audio.sinks import SpeakerSink
@@ -29,29 +28,6 @@ STORY = (
     "You are a storyteller. Always answer with a long story of at least six full sentences. "
     "Do not use lists, markdown or emoji."
 )
-
-
-@contextlib.contextmanager
-def room(latency_ms: int, volume_percent: int):
-    """The speaker heard by the microphone: a loopback with this delay and level."""
-    module = pactl(
-        "load-module",
-        "module-loopback",
-        "source=app_out.monitor",
-        "sink=mic_feed",
-        f"latency_msec={latency_ms}",
-        "source_dont_move=true",
-        "sink_dont_move=true",
-        "adjust_time=0",  # a fixed delay, as one sound card's speaker and microphone have
-    ).strip()
-    try:
-        for line in pactl("list", "short", "sink-inputs").splitlines():
-            index, owner = line.split("\t")[:2]
-            if owner == module:
-                pactl("set-sink-input-volume", index, f"{volume_percent}%")
-        yield
-    finally:
-        pactl("unload-module", module)
 
 
 @pytest.fixture(scope="module")

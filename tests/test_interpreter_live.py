@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_env import Recorder, play_into_mic, speak
-from live_helpers import LineReader, record_until_quiet, wait_for_file
+from audio_env import Recorder, play_into_mic, room, speak
+from live_helpers import EventLog, LineReader, record_until_quiet, wait_for_file
 
 from assistant.asr import WhisperRecognizer
 from assistant.audio.sinks import FileSink
 from assistant.audio.sources import FileSource
 from assistant.config import AsrConfig, AssistantConfig
-from assistant.events import SourceCaption, TranslatedCaption
+from assistant.events import AudioStarted, SourceCaption, TranslatedCaption
 from assistant.model_store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,6 +147,41 @@ def test_what_another_app_plays_is_translated_and_its_voice_not_captioned_again(
     assert len(captions) == 1, app.out.text()
     assert {"book", "room", "nights"} & set(words(captions[0])), captions
     assert translation and not set(words(translation)) <= set(words(captions[0]))
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_on_loudspeakers_its_spoken_translation_is_not_captioned_again(tmp_path):
+    """The speaker heard by the microphone (a loopback, 60 ms): the canceller and the
+    echo guard keep the French it speaks out of the captions."""
+    from assistant.audio.sinks import SpeakerSink
+    from assistant.audio.sources import MicrophoneSource
+    from assistant.interpret.engines import load_interpreter_engines
+    from assistant.pipeline.modes.interpreter import Interpreter
+
+    config = AssistantConfig()
+    config.interpret.target, config.interpret.source = "fr", "en"
+    clip = speak("I would like to book a room for two nights.", tmp_path / "en.wav")
+    engines = load_interpreter_engines(config)
+    log = EventLog()
+    with room(60, 100), Recorder("app_out.monitor") as recorder:
+        interpreter = Interpreter(config, engines, MicrophoneSource(), SpeakerSink())
+        assert interpreter.echo.cancelling, interpreter.description
+        interpreter.subscribe(log)
+        interpreter.start()
+        try:
+            asked = time.monotonic()
+            play_into_mic(clip)
+            log.wait_for(TranslatedCaption, timeout=SEGMENT_S)
+            spoken = log.wait_for(AudioStarted, timeout=SEGMENT_S)
+            record_until_quiet(recorder, since=spoken.at, quiet_s=3.0, timeout=SEGMENT_S)
+        finally:
+            assert interpreter.shutdown() == []
+            engines.close()
+    segments = interpreter.record.segments()
+    assert len(segments) == 1, log.describe()
+    assert {"book", "room", "nights"} & set(words(segments[0].text)), segments
+    assert asked < spoken.at
 
 
 @pytest.mark.slow

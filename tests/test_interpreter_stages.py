@@ -207,7 +207,7 @@ class Dictionary(Translator):
 
 def start_interpreter(translator, *pieces, speak=True, paced=False, **settings):
     config = AssistantConfig()
-    config.interpret.target = "en"
+    config.interpret.target = settings.pop("target", "en")
     config.interpret.speak = speak
     for key, value in settings.items():
         setattr(config.interpret, key, value)
@@ -340,3 +340,13 @@ def test_concurrent_use_of_one_record_is_safe():
     segments = record.segments()
     assert len(segments) == 800 and all(s.translation == "y" for s in segments)
     assert [s.index for s in segments] == sorted(s.index for s in segments)
+
+
+def test_a_segment_already_in_the_target_language_is_kept_and_not_spoken(interpreting):
+    translator = Dictionary()
+    interpreter, log, sink, mic = interpreting(translator, tone(1.0), silence(1.0), target="fr")
+    shown = log.wait_for(TranslatedCaption, timeout=20)
+    assert shown.text == shown.source == "je voudrais une chambre"
+    assert translator.contexts == []  # the translator was not asked
+    assert "speech" not in log.wait_for(SegmentTimings, timeout=20).timings_ms
+    assert sink.audio.size == 0

@@ -134,7 +134,8 @@ class CaptionView(QScrollArea):
         row.final = True
         row.translated = event.text
         row.translation.setText(event.text)
-        row.translation.setVisible(bool(event.text))
+        # a segment already in the target language is not shown twice
+        row.translation.setVisible(bool(event.text) and event.text != event.source)
         self._render_meta(row, event.start)
 
     @Slot()

@@ -72,6 +72,7 @@ class LlamaCppChat(TokenizedChat):
 
     def _load(self) -> None:
         config, llama_cpp = self.config, self._lib
+        _quiet_native_log(llama_cpp)
         self._threads = config.threads if config.threads > 0 else physical_cores()
         self._sharing = False  # decoding beside TTS (see share_cores)
         try:
@@ -399,3 +400,26 @@ def physical_cores() -> int:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+_native_log = None  # the ctypes callback; kept alive as long as llama.cpp may call it
+
+
+def _quiet_native_log(llama_cpp) -> None:
+    """Send llama.cpp's own log to Python's logging (seen with -v only). The binding's
+    default callback prints level-0 messages such as "using full-size SWA cache" to
+    stderr even with verbose=False, a stray line under the app's one-line messages."""
+    global _native_log
+    if _native_log is not None:
+        return
+    import ctypes
+    import logging
+
+    log = logging.getLogger("llama.cpp")
+
+    @llama_cpp.llama_log_callback
+    def to_logging(level, text, user_data):
+        log.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+
+    _native_log = to_logging
+    llama_cpp.llama_log_set(_native_log, ctypes.c_void_p(0))

@@ -242,3 +242,55 @@ def print_summary(result: dict) -> None:
             f"(growth {soaked['growth_mb']:+.0f}, "
             f"second half {soaked['growth_second_half_mb']:+.0f})"
         )
+
+
+def _cell(stat: dict | None) -> str:
+    if not stat or stat.get("p50") is None:
+        return f"{'-':>17}"
+    return f"{stat['p50']:>7.0f} /{stat['p90']:>5.0f} ({stat['n']:>3})"
+
+
+def print_interpreter(result: dict) -> None:
+    """The interpreter's figures (interpret_lag.py, interpret_quality.py,
+    interpret_soak.py): lags as median / p90 (n) in ms, chrF and WER per direction."""
+    lag_columns = [
+        ("partial_matched_ms", "partial word"),
+        ("caption_ms", "final caption"),
+        ("translation_ms", "translation"),
+        ("speech_ms", "speech start"),
+    ]
+    for name, row in (result.get("lag") or {}).items():
+        print(f"\n== interpreter lag {name}: {row.get('engines')} (ms: median / p90 (n))")
+        print(f"{'from the last word end':<26}" + "".join(f"{c:>19}" for _, c in lag_columns))
+        print(f"{'':<26}" + "".join(f"  {_cell(row.get(k))}" for k, _ in lag_columns))
+        own = row.get("pipeline_ms", {})
+        print(
+            f"{'pipeline (from VAD end)':<26}{'':>19}"
+            + "".join(f"  {_cell(own.get(k))}" for k in ("caption", "translation", "speech"))
+        )
+        print(
+            f"segments captioned {row['segments_captioned']}, translated "
+            f"{row['segments_translated']}, spoken {row['segments_spoken']}; words "
+            f"{row['words']} ({row['words_never_matched']} never shown as heard); "
+            f"errors {len(row['errors'])}"
+        )
+    quality = result.get("quality")
+    if quality:
+        print("\n== interpreter quality from speech (WER/CER of the source caption, chrF)")
+        for language, row in quality.get("asr", {}).items():
+            metric = "CER" if language == "zh" else "WER"
+            print(f"  {language:<10} {metric} {100 * row['error_rate']:5.1f} %  ({row['voice']})")
+        for direction, engines in quality.get("translation", {}).items():
+            cells = "  ".join(f"{e} {v['chrf']:5.1f}" for e, v in engines.items())
+            print(f"  {direction:<10} chrF  {cells}")
+    soak = result.get("soak")
+    if soak:
+        print(
+            f"\n== interpreter soak {soak['minutes']} min: RSS {soak['rss_start_mb']:.0f} -> "
+            f"{soak['rss_end_mb']:.0f} MiB (max {soak['rss_max_mb']:.0f}); segments heard "
+            f"{soak['segments_heard']}, captioned {soak['segments_captioned']}, translated "
+            f"{soak['segments_translated']}, spoken {soak['segments_spoken']}; "
+            f"errors {len(soak['errors'])}"
+        )
+        for key, thirds in soak.get("thirds_p50_ms", {}).items():
+            print(f"  {key:<14} first third {thirds[0]} ms, last third {thirds[-1]} ms")

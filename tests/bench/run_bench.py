@@ -15,7 +15,11 @@ One run, same spoken questions (espeak-ng) and same loaded models throughout:
 5. what checking the prepared models costs per start and in full (cache_check.py), and
    the echo canceller and barge-in policy in a simulated room (echo.py);
 6. resident memory, and with ``--soak-minutes N`` RSS over N minutes of one live session
-   (memory.py); without it the last soak in the output file is kept.
+   (memory.py); without it the last soak in the output file is kept;
+7. the live interpreter (issue #14): caption, translation and voice lag behind the speaker
+   (interpret_lag.py), quality from speech per direction (interpret_quality.py), and with
+   ``--interpret-soak-minutes N`` one N-minute session (interpret_soak.py; without it the
+   last one in the output file is kept). ``--skip-interpreter`` keeps the previous section.
 
 Prints tables and ratios, writes ``docs/bench.json`` and ``docs/latency.png``.
 """
@@ -41,6 +45,9 @@ import cache_check  # noqa: E402
 import echo  # noqa: E402
 import edges  # noqa: E402
 import floor  # noqa: E402
+import interpret_lag  # noqa: E402
+import interpret_quality  # noqa: E402
+import interpret_soak  # noqa: E402
 import live  # noqa: E402
 import naive  # noqa: E402
 import naive_stock  # noqa: E402
@@ -141,6 +148,28 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def interpreter_section(args, previous: dict, started: datetime, code: str) -> dict:
+    """Lag, quality and (``--interpret-soak-minutes``) soak of the live interpreter; the
+    previous run's parts where this one skips them."""
+    if args.skip_interpreter:
+        print(f"\ninterpreter: skipped; keeping the one from {previous.get('date')}")
+        return previous
+    print("\ninterpreter: lag sessions, then quality from speech ...", flush=True)
+    section = {
+        "date": started.isoformat(timespec="seconds"),
+        "code": code,
+        "lag": interpret_lag.measure(),
+        "quality": interpret_quality.measure(),
+        "soak": previous.get("soak"),
+    }
+    if args.interpret_soak_minutes > 0:
+        print(f"\ninterpreter soak: {args.interpret_soak_minutes:g} minutes ...", flush=True)
+        section["soak"] = interpret_soak.measure(args.interpret_soak_minutes)
+        section["soak"]["date"] = section["date"]
+    report.print_interpreter(section)
+    return section
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -151,6 +180,12 @@ def main() -> int:
         "--vv-timed", action="store_true", help="meter listen_timed.py, split the difference"
     )
     parser.add_argument("--soak-minutes", type=float, default=0, help="RSS soak after the rest")
+    parser.add_argument(
+        "--interpret-soak-minutes", type=float, default=0, help="interpreter soak, minutes"
+    )
+    parser.add_argument(
+        "--skip-interpreter", action="store_true", help="keep the last interpreter section"
+    )
     parser.add_argument("--config", type=Path, help="settings TOML (default: built-in)")
     parser.add_argument(
         "--llm-backend", choices=["transformers", "llama.cpp", "openai"], help="force a backend"
@@ -292,6 +327,7 @@ def main() -> int:
     if soaked is None and previous.get("soak"):
         soaked = previous["soak"]
         print(f"\nsoak: none this run; keeping the one from {soaked.get('date')}")
+    interpreter = interpreter_section(args, previous.get("interpreter") or {}, started, code)
 
     v2v = live_stats["voice_to_voice"]["p50"]
     naive_v2v = naive_stats["voice_to_voice"]["p50"]
@@ -342,6 +378,7 @@ def main() -> int:
         "load_s": round(load_s, 1),
         "cache_checks_ms": cache_check.measure(),
         "echo": echo.measure(),
+        "interpreter": interpreter,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

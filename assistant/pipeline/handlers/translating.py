@@ -1,8 +1,9 @@
 """Closed segments to translations, each with the segments before it as context.
 
-A segment already in the target language is shown as it is (a bilingual conversation
-switches language without the user touching anything). The translation goes to the
-caption record and the window at once, and to the voice when speaking is on.
+A segment already in the target language is kept as it is and not spoken (the listener
+heard it already): a bilingual conversation switches language without the user touching
+anything. The translation goes to the caption record and the window at once, and to the
+voice when speaking is on.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Translating(Handler):
                 item.end,
             )
         )
-        if self.speak:
+        if self.speak and item.language != target:
             yield SpokenText(ctx.turns.current, item.index, translation, target, item.ended_at)
         else:
             ctx.emit(SegmentTimings(item.ticket.turn, item.index, lags))
