@@ -112,6 +112,22 @@ def test_a_segment_of_several_lines_is_one_line_of_the_prompt():
     assert backend.prompts[0].endswith("French: Bonjour à tous\nEnglish:")
 
 
+def test_a_segment_of_two_sentences_is_translated_one_sentence_at_a_time():
+    """Given two sentences at once, Gemma answered with the second only."""
+    backend = Recording("Un.")
+    out = LlmTranslator(backend).translate(
+        SourceSegment("I would like a room. Where is the station?", "en"), "fr"
+    )
+    assert out == "Un. Un."
+    first, second = backend.prompts
+    assert first.endswith("English: I would like a room.\nFrench:")
+    # the second sentence sees the first, and its translation, as context
+    assert "English: I would like a room.\nFrench: Un.\n" in second
+    assert second.endswith("English: Where is the station?\nFrench:")
+    zh = LlmTranslator(Recording("好。")).translate(SourceSegment("Good. Fine.", "en"), "zh")
+    assert zh == "好。好。"  # no space between Chinese sentences
+
+
 def test_chinese_output_keeps_no_spaces():
     translator = LlmTranslator(Recording("我 想 预订 一个 房间 ， 住 两 晚 。"))
     assert translator.translate(sentence(0, "en"), "zh") == "我想预订一个房间，住两晚。"

@@ -68,3 +68,18 @@ def join_units(parts: list[str]) -> str:
             out += " "
         out += part
     return out
+
+
+# A sentence ends at . ? ! (then a space) or at a full-width mark (no space follows those).
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!…])\s+(?=\S)|(?<=[。？！])\s*(?=\S)")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences, in order: a small translation model given two sentences at
+    once may translate only one of them."""
+    return [part.strip() for part in _SENTENCE_BREAK.split(text.strip()) if part.strip()]
+
+
+def joiner(code: str) -> str:
+    """What goes between two sentences written in ``code``."""
+    return "" if unspaced(code) else " "

@@ -29,7 +29,15 @@ from dataclasses import dataclass
 
 from assistant.config import AssistantConfig, LlmConfig
 from assistant.errors import ConfigError
-from assistant.interpret.languages import has_cjk, join_units, language_name, units, unspaced
+from assistant.interpret.languages import (
+    has_cjk,
+    join_units,
+    joiner,
+    language_name,
+    sentences,
+    units,
+    unspaced,
+)
 from assistant.interpret.translators.base import Cancelled, Context, SourceSegment, Translator
 from assistant.llm.base import ChatBackend
 from assistant.model_store import ModelStore
@@ -136,11 +144,19 @@ class LlmTranslator(Translator):
             )
         if source == target:
             return text
-        prompt = self.prompt(text, source, target, context)
-        out, _ = self.backend.complete(
-            prompt, lambda piece: None, cancelled, max_tokens=self.max_new_tokens, stop=("\n",)
-        )
-        return tidy(out, target)
+        # One sentence at a time (the earlier ones as context): given two, the small
+        # model may answer with one of them only.
+        done: list[Context] = []
+        for sentence in sentences(text):
+            if cancelled():
+                break
+            prompt = self.prompt(sentence, source, target, [*context, *done])
+            out, _ = self.backend.complete(
+                prompt, lambda piece: None, cancelled, max_tokens=self.max_new_tokens, stop=("\n",)
+            )
+            if translated := tidy(out, target):
+                done.append(Context(sentence, translated))
+        return joiner(target).join(c.translation for c in done)
 
     def prompt(self, text: str, source: str, target: str, context: Sequence[Context] = ()) -> str:
         """The few-shot prompt: a header if the style has one, the table's examples, the
