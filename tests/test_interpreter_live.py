@@ -151,6 +151,47 @@ def test_what_another_app_plays_is_translated_and_its_voice_not_captioned_again(
 
 @pytest.mark.audio
 @pytest.mark.slow
+def test_partial_captions_settle_and_segments_close_at_pauses(tmp_path):
+    """Through the microphone: partial captions arrive while each sentence is spoken,
+    their confirmed words never change, and the pause between the sentences closes the
+    first segment."""
+    from assistant.audio.sinks import NullSink
+    from assistant.audio.sources import MicrophoneSource
+    from assistant.interpret.engines import load_interpreter_engines
+    from assistant.pipeline.modes.interpreter import Interpreter
+
+    config = AssistantConfig()
+    config.interpret.target, config.interpret.speak = "fr", False
+    first = speak("I would like to book a room for two nights.", tmp_path / "a.wav")
+    second = speak("Where is the train station, please?", tmp_path / "b.wav")
+    engines = load_interpreter_engines(config)
+    log = EventLog()
+    interpreter = Interpreter(config, engines, MicrophoneSource(), NullSink())
+    interpreter.subscribe(log)
+    interpreter.start()
+    try:
+        play_into_mic(first)
+        log.wait_for(SourceCaption, lambda e: e.final and e.confirmed, timeout=SEGMENT_S)
+        play_into_mic(second)
+        log.wait_for(TranslatedCaption, lambda e: e.segment == 2, timeout=SEGMENT_S)
+    finally:
+        assert interpreter.shutdown() == []
+        engines.close()
+    for segment in (1, 2):
+        captions = [e for e in log.of(SourceCaption) if e.segment == segment]
+        partials = [e for e in captions if not e.final]
+        assert partials, log.describe()  # shown while it was being said
+        confirmed = [e.confirmed for e in captions if e.confirmed]
+        for before, after in zip(confirmed, confirmed[1:], strict=False):
+            assert after.startswith(before), (before, after)
+    texts = [s.text for s in interpreter.record.segments()]
+    assert len(texts) == 2, texts
+    assert {"book", "room"} & set(words(texts[0])) and {"train", "station"} & set(words(texts[1]))
+    assert all(s.translation for s in interpreter.record.segments())
+
+
+@pytest.mark.audio
+@pytest.mark.slow
 def test_on_loudspeakers_its_spoken_translation_is_not_captioned_again(tmp_path):
     """The speaker heard by the microphone (a loopback, 60 ms): the canceller and the
     echo guard keep the French it speaks out of the captions."""
