@@ -154,6 +154,9 @@ def test_doctor_reports_models_and_devices():
     result = cli("doctor")
     assert "sha256 of 5 packaged file(s)" in result.stdout and "gpu:" in result.stdout
     assert "audio devices" in result.stdout
+    # the test server's default sink is app_out: its monitor is what the computer plays
+    assert "interpreter: into English" in result.stdout
+    assert "system audio input: app_out.monitor" in result.stdout
 
 
 def _write(path, data: bytes):

@@ -19,6 +19,7 @@ def run(args, config) -> int:
     problems += model_report(ModelStore())
     problems += llm_report(config)
     echo_report(config)
+    interpreter_report(config)
     gpu_report(config)
     print(f"display: {'yes' if has_display() else 'none (use the headless commands)'}")
     print("all good" if not problems else f"{problems} problem(s) found: see 'fix:' above")
@@ -155,6 +156,33 @@ def echo_report(config) -> None:
         return
     print(f"echo: half duplex ({why}): it does not listen while it speaks")
     print("  fix: install libspeexdsp1 or pip install livekit==1.2.1, or use headphones")
+
+
+def interpreter_report(config) -> None:
+    """What the interpreter has for its translation, its voices and its inputs (nothing
+    here stops the assistant, so nothing counts as a problem)."""
+    from assistant.audio.monitor import default_monitor
+    from assistant.errors import UserFacingError
+    from assistant.interpret.languages import language_name
+    from assistant.tts.espeak_engine import espeak_voice
+
+    interpret = config.interpret
+    target = language_name(interpret.target)
+    mt = f"; MT model {interpret.mt_model}" if interpret.mt_model else ""
+    server = f"; server {interpret.llm_url}" if interpret.llm_url else ""
+    print(
+        f"interpreter: into {target} with engine {interpret.engine} (Whisper into English, "
+        f"the translation LLM{server}{mt})"
+    )
+    try:
+        voice = espeak_voice("fr")
+        print(f"  voices: Piper for English, espeak-ng for other languages ({voice.name}, ...)")
+    except UserFacingError as exc:
+        print(f"  voices: Piper for English only: {exc}")
+    try:
+        print(f"  system audio input: {default_monitor()}")
+    except UserFacingError as exc:
+        print(f"  system audio input: unavailable: {exc}")
 
 
 def gpu_report(config) -> None:
