@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from assistant.events import SourceCaption, TranslatedCaption
 from assistant.interpret.languages import has_cjk, language_name, unspaced
+from ui.follow_bottom import FollowBottom
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,6 @@ class CaptionView(QScrollArea):
         self._rows: dict[int, _Segment] = {}
         self._order: list[int] = []  # segment numbers, ascending
         self._dropped_upto = -1  # segments at or below this were dropped for the cap
-        self._stick_to_bottom = True
 
         canvas = QWidget()
         canvas.setObjectName("captionCanvas")
@@ -104,8 +104,7 @@ class CaptionView(QScrollArea):
         self._column.addStretch(1)
         self.setWidget(canvas)
         bar = self.verticalScrollBar()
-        bar.valueChanged.connect(self._on_scrolled)
-        bar.rangeChanged.connect(self._on_range_changed)
+        self._follow = FollowBottom(bar)
 
     # -- events ---------------------------------------------------------------------------
     @Slot(object)
@@ -242,16 +241,8 @@ class CaptionView(QScrollArea):
         self._column.setStretch(2, 1 if empty else 0)
 
     # -- scrolling ------------------------------------------------------------------------
-    @Slot(int)
-    def _on_scrolled(self, value: int) -> None:
-        self._stick_to_bottom = value >= self.verticalScrollBar().maximum() - 4
-
-    @Slot(int, int)
-    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
-        if self._stick_to_bottom:
-            self.verticalScrollBar().setValue(maximum)
 
     @property
     def following(self) -> bool:
         """True while new captions scroll into view (the user has not scrolled up)."""
-        return self._stick_to_bottom
+        return self._follow.following

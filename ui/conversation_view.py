@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.follow_bottom import FollowBottom
+
 Role = Literal["user", "assistant"]
 
 _BUBBLE_SHARE = 0.78  # widest a bubble may get, as a share of the visible width
@@ -132,10 +134,8 @@ class ConversationView(QScrollArea):
         self._users: dict[int, _Row] = {}
         self._replies: dict[int, _Row] = {}
         self._order: list[tuple[Role, int]] = []
-        self._stick_to_bottom = True
         bar = self.verticalScrollBar()
-        bar.valueChanged.connect(self._on_scrolled)
-        bar.rangeChanged.connect(self._on_range_changed)
+        self._follow = FollowBottom(bar)
 
     # -- what the window calls ------------------------------------------------------------
     @Slot(int)
@@ -293,12 +293,3 @@ class ConversationView(QScrollArea):
             for row in rows.values():
                 row.bubble.setMaximumWidth(width)
                 row.bubble.updateGeometry()
-
-    @Slot(int)
-    def _on_scrolled(self, value: int) -> None:
-        self._stick_to_bottom = value >= self.verticalScrollBar().maximum() - 4
-
-    @Slot(int, int)
-    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
-        if self._stick_to_bottom:
-            self.verticalScrollBar().setValue(maximum)

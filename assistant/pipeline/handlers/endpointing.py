@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +27,8 @@ from assistant.events import SpeechEnded, SpeechStarted, State, StateChanged
 from assistant.pipeline.barge_in import BargeInPolicy, Immediate, Verdict
 from assistant.pipeline.items import Heard, Probe
 from assistant.pipeline.stage import Handler, StageContext
+from assistant.pipeline.vad_windows import VadModel, VadWindows
 from assistant.vad import (
-    WINDOW,
     Endpointer,
     SpeechPaused,
     SpeechProgress,
@@ -38,7 +38,6 @@ from assistant.vad import (
 )
 
 log = logging.getLogger(__name__)
-VadModel = Callable[[np.ndarray], float]  # speech probability of one window
 _VERDICT_WAIT_S = 5.0  # a probe's words, once the utterance is over
 _JOIN_S = 1.5  # speech over the reply this soon after earlier speech continues it
 
@@ -67,7 +66,6 @@ class Endpointing(Handler):
         barge_in: BargeInPolicy | None = None,
     ):
         super().__init__(ctx)
-        self._vad = vad
         self._barge_in = barge_in or Immediate()
         self._check: _Check | None = None
         self._verdicts: queue.Queue[bool] = queue.Queue()
@@ -75,8 +73,7 @@ class Endpointing(Handler):
         self._endpointer = Endpointer(ctx.config.vad, progress_every_s=partial_every_s)
         self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._due: list[tuple[str, object, float]] = []
-        self._pending = np.zeros(0, dtype=np.float32)  # what voice activity is judged on
-        self._pending_heard = np.zeros(0, dtype=np.float32)  # what is transcribed
+        self._windows = VadWindows(ctx, vad)
 
     def control(self, kind: str, value: object) -> None:
         """``("ptt", pressed)`` or ``("mode", name)``, applied at the audio of this instant."""
@@ -88,29 +85,16 @@ class Endpointing(Handler):
     def process(self, block: AudioBlock) -> Iterator[Heard]:
         while not self._controls.empty():
             self._due.append(self._controls.get())
-        pending = np.concatenate([self._pending, block.samples])
-        heard = np.concatenate([self._pending_heard, block.heard])
-        rate = self.ctx.config.audio.sample_rate
-        n = pending.size // WINDOW
-        for i in range(n):
-            window = pending[i * WINDOW : (i + 1) * WINDOW]
-            words = heard[i * WINDOW : (i + 1) * WINDOW]
-            at = block.captured_at - (pending.size - (i + 1) * WINDOW) / rate
+        for window, words, at in self._windows.split(block):
             while self._due and self._due[0][2] <= at:
                 yield from self._apply(*self._due.pop(0))
             if self.ctx.turns.take_finish_early():
                 self._endpointer.end_early(self.ctx.config.vad.finished_silence_ms)
-            try:
-                prob = self._vad(window)
-            except Exception as exc:
-                self.ctx.fail("vad", self.ctx.turns.current, exc)
-                prob = 0.0
+            prob = self._windows.probability(window)
             for event in self._endpointer.process(words, prob, at):
                 yield from self._on_vad_event(event)
             if self._check is not None:
                 yield from self._advance_check(at)
-        self._pending = pending[n * WINDOW :]
-        self._pending_heard = heard[n * WINDOW :]
 
     def _apply(self, kind: str, value, at: float) -> Iterator[Heard]:
         if kind == "mode":

@@ -27,8 +27,10 @@ from assistant.pipeline.stage import Handler, StageContext
 from assistant.pipeline.turns import Ticket
 
 
-class Playback(Handler):
-    name = "playback"
+class SpeakerStage(Handler):
+    """A stage that plays into ``sink``: opened with the pipeline (a speaker missing is
+    reported, not fatal: captions and typed questions still work), emptied whenever a new
+    attempt starts, closed at shutdown."""
 
     def __init__(self, ctx: StageContext, sink: AudioSink) -> None:
         super().__init__(ctx)
@@ -43,6 +45,10 @@ class Playback(Handler):
 
     def close(self) -> None:
         self.sink.close()
+
+
+class Playback(SpeakerStage):
+    name = "playback"
 
     def process(self, item: Speech) -> Iterator[None]:
         ctx, ticket = self.ctx, item.ticket

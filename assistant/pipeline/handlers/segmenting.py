@@ -23,9 +23,8 @@ from assistant.config import AssistantConfig, VadConfig
 from assistant.events import State, StateChanged
 from assistant.pipeline.items import SegmentAudio
 from assistant.pipeline.stage import Handler, StageContext
+from assistant.pipeline.vad_windows import VadModel, VadWindows
 from assistant.vad import WINDOW, Endpointer, SpeechProgress, SpeechStart, Utterance
-
-VadModel = Callable[[np.ndarray], float]
 
 
 def segment_vad(config: AssistantConfig) -> VadConfig:
@@ -56,14 +55,12 @@ class Segmenting(Handler):
     ) -> None:
         super().__init__(ctx)
         self._on_end = on_end  # told each segment's index and its last voiced moment
-        self._vad = vad
         self._muted = muted
         self._endpointer = Endpointer(
             segment_vad(ctx.config), progress_every_s=ctx.config.interpret.partial_every_ms / 1000
         )
         self._rate = ctx.config.audio.sample_rate
-        self._pending = np.zeros(0, np.float32)
-        self._pending_heard = np.zeros(0, np.float32)
+        self._windows = VadWindows(ctx, vad)
         self._position = 0  # samples judged so far: the session's audio clock
         self._index = 0
         self._start = 0.0
@@ -72,25 +69,13 @@ class Segmenting(Handler):
         return None
 
     def process(self, block: AudioBlock) -> Iterator[SegmentAudio]:
-        pending = np.concatenate([self._pending, block.samples])
-        heard = np.concatenate([self._pending_heard, block.heard])
-        n = pending.size // WINDOW
-        for i in range(n):
-            window = pending[i * WINDOW : (i + 1) * WINDOW]
-            words = heard[i * WINDOW : (i + 1) * WINDOW]
-            at = block.captured_at - (pending.size - (i + 1) * WINDOW) / self._rate
+        for window, words, at in self._windows.split(block):
             self._position += WINDOW
             if self._muted(at):
                 window = words = np.zeros(WINDOW, np.float32)
-            try:
-                prob = self._vad(window)
-            except Exception as exc:
-                self.ctx.fail("vad", self.ctx.turns.current, exc)
-                prob = 0.0
+            prob = self._windows.probability(window)
             for event in self._endpointer.process(words, prob, at):
                 yield from self._on_event(event, at)
-        self._pending = pending[n * WINDOW :]
-        self._pending_heard = heard[n * WINDOW :]
 
     def _on_event(self, event, at: float) -> Iterator[SegmentAudio]:
         ticket = self.ctx.turns.current

@@ -14,11 +14,12 @@ from assistant.audio.sinks import AudioSink
 from assistant.errors import AudioDeviceError
 from assistant.events import AudioStarted, ErrorOccurred, SegmentTimings
 from assistant.interpret.lag import SegmentLag
+from assistant.pipeline.handlers.playback import SpeakerStage
 from assistant.pipeline.items import SpokenAudio
-from assistant.pipeline.stage import Handler, StageContext
+from assistant.pipeline.stage import StageContext
 
 
-class SpokenPlayback(Handler):
+class SpokenPlayback(SpeakerStage):
     name = "playback"
 
     def __init__(
@@ -29,21 +30,10 @@ class SpokenPlayback(Handler):
         *,
         spoken: Callable[[str, float], None] = lambda text, at: None,
     ) -> None:
-        super().__init__(ctx)
-        self.sink = sink
+        super().__init__(ctx, sink)
         self._lag = lag
         self._spoken = spoken  # told each translation as it starts playing (echo guard)
         self._started: set[int] = set()
-        ctx.turns.on_new_attempt(sink.clear)
-
-    def start(self) -> None:
-        try:
-            self.sink.start()
-        except AudioDeviceError as exc:
-            self.ctx.emit(ErrorOccurred(0, "audio-out", str(exc)))
-
-    def close(self) -> None:
-        self.sink.close()
 
     def process(self, item: SpokenAudio) -> Iterator[None]:
         turn = item.ticket.turn

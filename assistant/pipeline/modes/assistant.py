@@ -11,7 +11,7 @@ from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
 from assistant.config import AssistantConfig
 from assistant.echo.setup import echo_setup
-from assistant.events import EventHandler, FinalTranscript, State, StateChanged
+from assistant.events import FinalTranscript, State, StateChanged
 from assistant.pipeline.engines import Engines
 from assistant.pipeline.handlers.echo_cancelling import cancelling_stages
 from assistant.pipeline.handlers.endpointing import Endpointing, VadModel
@@ -20,13 +20,14 @@ from assistant.pipeline.handlers.recognition import Recognition
 from assistant.pipeline.handlers.replying import Replying
 from assistant.pipeline.handlers.voicing import Voicing
 from assistant.pipeline.items import Ask
+from assistant.pipeline.modes.base import Mode
 from assistant.pipeline.runner import Runner
 from assistant.pipeline.stage import StageContext
 
 LISTENING_MODES = ("hands-free", "push-to-talk")
 
 
-class Assistant:
+class Assistant(Mode):
     def __init__(
         self,
         config: AssistantConfig,
@@ -66,18 +67,6 @@ class Assistant:
     @property
     def busy(self) -> bool:
         return self.ctx.turns.busy
-
-    def subscribe(self, handler: EventHandler) -> None:
-        self.ctx.subscribe(handler)
-
-    def unsubscribe(self, handler: EventHandler) -> None:
-        self.ctx.unsubscribe(handler)
-
-    def start(self) -> None:
-        self.runner.start()
-
-    def shutdown(self, timeout: float = 10.0) -> list[str]:
-        return self.runner.shutdown(timeout)
 
     def push_to_talk(self, down: bool) -> None:
         """Press or release the talk button; applied at the audio captured at this instant."""

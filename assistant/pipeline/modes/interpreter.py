@@ -21,7 +21,6 @@ from assistant.audio.sinks import AudioSink
 from assistant.audio.sources import AudioSource
 from assistant.config import AssistantConfig
 from assistant.echo.setup import echo_setup
-from assistant.events import EventHandler
 from assistant.interpret.echo_guard import EchoGuard
 from assistant.interpret.engines import InterpreterEngines
 from assistant.interpret.lag import SegmentLag
@@ -33,13 +32,14 @@ from assistant.pipeline.handlers.segmenting import Segmenting, VadModel
 from assistant.pipeline.handlers.speaking import Speaking
 from assistant.pipeline.handlers.spoken_playback import SpokenPlayback
 from assistant.pipeline.handlers.translating import Translating
+from assistant.pipeline.modes.base import Mode
 from assistant.pipeline.runner import Runner
 from assistant.pipeline.stage import StageContext
 
 _AHEAD_S = 0.15
 
 
-class Interpreter:
+class Interpreter(Mode):
     def __init__(
         self,
         config: AssistantConfig,
@@ -102,18 +102,6 @@ class Interpreter:
     def _while_speaking(self, at: float) -> bool:
         # a little ahead too: on the monitor the voice can be recorded before its time
         return self._translating.speak and self.echo.policy.audible(at + _AHEAD_S)
-
-    def subscribe(self, handler: EventHandler) -> None:
-        self.ctx.subscribe(handler)
-
-    def unsubscribe(self, handler: EventHandler) -> None:
-        self.ctx.unsubscribe(handler)
-
-    def start(self) -> None:
-        self.runner.start()
-
-    def shutdown(self, timeout: float = 10.0) -> list[str]:
-        return self.runner.shutdown(timeout)
 
     def set_speak(self, on: bool) -> None:
         """Read translations aloud (True) or show captions only, from the next segment."""
