@@ -29,6 +29,7 @@ from assistant.pipeline.barge_in import WordsFirst
 from ui.app import AppController, apply_style
 from ui.caption_overlay import CaptionOverlay
 from ui.caption_view import CaptionView, join_caption
+from ui.interpreter_panel import InterpreterPanel
 from ui.loader import SilentSource
 from ui.main_window import MainWindow
 
@@ -376,6 +377,26 @@ def test_panel_choices_end_up_in_config_interpret(qtbot, window) -> None:
     panel.source_combo.setCurrentIndex(0)
     panel.apply_to(config)
     assert config.interpret.source is None  # Auto-detect
+
+
+def test_the_last_session_choices_are_shown_again_after_a_restart(qtbot, settings_file) -> None:
+    def panel() -> InterpreterPanel:
+        made = InterpreterPanel(
+            AssistantConfig(), QSettings(str(settings_file), QSettings.Format.IniFormat)
+        )
+        qtbot.addWidget(made)
+        return made
+
+    first = panel()
+    assert first.target_combo.currentData() == "en"  # the config's default, at first
+    for combo, value in ((first.source_combo, "zh"), (first.target_combo, "fr")):
+        combo.setCurrentIndex(combo.findData(value))
+    first.input_combo.setCurrentIndex(first.input_combo.findData("monitor"))
+    first.apply_to(AssistantConfig())  # what Start does
+    second = panel()
+    assert second.source_combo.currentData() == "zh"
+    assert second.target_combo.currentData() == "fr"
+    assert second.input_combo.currentData() == "monitor"
 
 
 def test_speak_switch_applies_at_once_and_errors_show_in_the_panel(qtbot, window, fake) -> None:

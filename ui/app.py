@@ -34,6 +34,7 @@ from assistant.errors import AudioDeviceError, UserFacingError
 from assistant.events import State
 from assistant.pipeline import Assistant
 from assistant.pipeline.engines import Engines, load_engines
+from ui.caption_overlay import default_settings
 from ui.loader import (
     EngineLoader,
     InterpreterFactory,
@@ -389,7 +390,7 @@ def run_app(
     app.setWindowIcon(app_icon())
     apply_style(app)
 
-    window = MainWindow(config)
+    window = MainWindow(config, settings=default_settings())
     controller = AppController(
         window, config, source_factory or default_source, sink_factory or default_sink
     )

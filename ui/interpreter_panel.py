@@ -136,6 +136,7 @@ class InterpreterPanel(QWidget):
         self._on_target_changed()
         _select(self.engine_combo, interpret.engine)
         _select(self.input_combo, interpret.input)
+        self._recall()
 
         self.speak_switch = QCheckBox("Speak translation")
         self.speak_switch.setObjectName("speakSwitch")
@@ -219,7 +220,8 @@ class InterpreterPanel(QWidget):
 
     # -- choices --------------------------------------------------------------------------
     def apply_to(self, config: AssistantConfig) -> None:
-        """Write the shown choices into ``config.interpret``."""
+        """Write the shown choices into ``config.interpret`` (and remember them for the
+        next time the window opens)."""
         interpret = config.interpret
         source = self.source_combo.currentData()
         interpret.source = None if source == "auto" else source
@@ -227,6 +229,30 @@ class InterpreterPanel(QWidget):
         interpret.engine = self.engine_combo.currentData()
         interpret.input = self.input_combo.currentData()
         interpret.speak = self.speak_switch.isChecked()
+        if self._settings is not None:
+            for key, combo in self._choices().items():
+                self._settings.setValue(f"interpreter/{key}", combo.currentData())
+
+    def _choices(self) -> dict[str, QComboBox]:
+        return {
+            "source": self.source_combo,
+            "target": self.target_combo,
+            "engine": self.engine_combo,
+            "input": self.input_combo,
+        }
+
+    def _recall(self) -> None:
+        """The languages, engine and input of the last session started from the window
+        (only where that choice is still offered; the config file gives the rest)."""
+        if self._settings is None:
+            return
+        for key, combo in self._choices().items():
+            value = self._settings.value(f"interpreter/{key}")
+            index = combo.findData(value) if value is not None else -1
+            item = combo.model().item(index) if index >= 0 else None
+            if item is not None and item.isEnabled():
+                combo.setCurrentIndex(index)
+        self._on_target_changed()
 
     @Slot()
     def _on_target_changed(self) -> None:
