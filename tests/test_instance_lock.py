@@ -384,7 +384,8 @@ def test_a_microphone_lost_mid_session_is_still_reopened(monkeypatch):
 def test_the_window_shows_a_microphone_missing_at_start_and_answers_typed_questions(qtbot, qapp):
     from PySide6.QtCore import Qt
 
-    from ui.app import AppController, _SilentSource
+    from ui.app import AppController
+    from ui.loader import SilentSource
     from ui.main_window import MainWindow
 
     config = AssistantConfig()
@@ -406,7 +407,7 @@ def test_the_window_shows_a_microphone_missing_at_start_and_answers_typed_questi
         assert window.error_banner.history == [
             ("audio-in", "no usable microphone (device 'nosuchmic'): not there", False)
         ]
-        assert isinstance(controller.assistant.runner.source, _SilentSource)
+        assert isinstance(controller.assistant.runner.source, SilentSource)
         assert window.talk_button.isEnabled()
         qtbot.keyClicks(window.question_edit, "What is the time?")
         qtbot.keyClick(window.question_edit, Qt.Key.Key_Return)

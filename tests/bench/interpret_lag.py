@@ -171,6 +171,21 @@ def run_session(config, engines, audio: np.ndarray, sink=None, on_start=None, ta
     return log, t0, left, len(interpreter.lag.lags_ms())
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy jiffies of the whole machine, of this process), from /proc."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return busy, int(own[11]) + int(own[12])  # utime + stime
+
+
+def outside_cores(since: tuple[int, int], seconds: float) -> float:
+    """Cores other processes kept busy on average since ``since`` (disturbed figures)."""
+    now = cpu_jiffies()
+    jiffies = (now[0] - since[0]) - (now[1] - since[1])
+    return round(jiffies / os.sysconf("SC_CLK_TCK") / max(seconds, 1e-3), 2)
+
+
 def stats(values: list[float]) -> dict:
     if not values:
         return {"p50": None, "p90": None, "n": 0}
@@ -281,10 +296,13 @@ def caption_lag(config, engines, *, language="en", voices=ENGLISH_VOICES, count=
     timed = [timer.words(c, language) for c in clip_list]
     del timer
     audio, words = session(clip_list, timed, gap_s)
+    jiffies, began = cpu_jiffies(), time.monotonic()
     log, t0, left, closed = run_session(config, engines, audio)
+    outside = outside_cores(jiffies, time.monotonic() - began)
     result = analyse(log, t0, words)
     result.update(
         segments_closed_by_vad=closed,
+        outside_cpu_cores=outside,
         sentences=count,
         audio_s=round(audio.size / RATE, 1),
         engines=engines.describe(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -30,14 +31,27 @@ THIRDS_OF = ("partial_p50", "caption", "translation", "speech")
 
 
 class RssSampler(threading.Thread):
+    """RSS every ``every_s``, with the CPU other processes used meanwhile (in cores): a
+    run disturbed by outside load shows it."""
+
     def __init__(self, every_s: float = 30.0) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         self.every_s, self.samples, self.stop = every_s, [], threading.Event()
         self.t0 = time.monotonic()
 
     def run(self) -> None:
+        hz, last, at = os.sysconf("SC_CLK_TCK"), lag.cpu_jiffies(), time.monotonic()
         while True:
-            self.samples.append({"t_s": round(time.monotonic() - self.t0, 1), "rss_mb": rss_mb()})
+            now, jiffies = time.monotonic(), lag.cpu_jiffies()
+            outside = (jiffies[0] - last[0]) - (jiffies[1] - last[1])
+            self.samples.append(
+                {
+                    "t_s": round(now - self.t0, 1),
+                    "rss_mb": rss_mb(),
+                    "outside_cpu_cores": round(outside / hz / max(now - at, 1e-3), 2),
+                }
+            )
+            last, at = jiffies, now
             if self.stop.wait(self.every_s):
                 return
 
@@ -101,9 +115,13 @@ def soak(config, engines, minutes: float, report=print) -> dict:
         "growth_mb": round(rss[-1] - rss[0], 1),
         "growth_second_half_mb": round(half[-1] - half[0], 1),
         "peak_rss_mb": peak_rss_mb(),
+        "outside_cpu_cores_max": max((s["outside_cpu_cores"] for s in sampler.samples), default=0),
         "rss_samples": sampler.samples,
         "segments": [
-            {k: r.get(k) for k in ("segment", "partial_p50", "caption", "translation", "speech")}
+            {
+                **{k: r.get(k) for k in ("segment", "partial_p50", "caption", "translation")},
+                **{k: r.get(k) for k in ("speech", "text", "translated", "pipeline")},
+            }
             for r in rows
         ],
     }

@@ -272,7 +272,8 @@ def print_interpreter(result: dict) -> None:
             f"segments captioned {row['segments_captioned']}, translated "
             f"{row['segments_translated']}, spoken {row['segments_spoken']}; words "
             f"{row['words']} ({row['words_never_matched']} never shown as heard); "
-            f"errors {len(row['errors'])}"
+            f"errors {len(row['errors'])}; other processes used "
+            f"{row.get('outside_cpu_cores', '?')} cores meanwhile"
         )
     quality = result.get("quality")
     if quality:
@@ -290,7 +291,8 @@ def print_interpreter(result: dict) -> None:
             f"{soak['rss_end_mb']:.0f} MiB (max {soak['rss_max_mb']:.0f}); segments heard "
             f"{soak['segments_heard']}, captioned {soak['segments_captioned']}, translated "
             f"{soak['segments_translated']}, spoken {soak['segments_spoken']}; "
-            f"errors {len(soak['errors'])}"
+            f"errors {len(soak['errors'])}; other processes used up to "
+            f"{soak.get('outside_cpu_cores_max', '?')} cores"
         )
         for key, thirds in soak.get("thirds_p50_ms", {}).items():
             print(f"  {key:<14} first third {thirds[0]} ms, last third {thirds[-1]} ms")
