@@ -34,6 +34,22 @@ def writable_formats() -> dict[str, tuple[str, str]]:
     return {ext: spec for ext, spec in _FORMATS.items() if spec[0] in available}
 
 
+def check_place(path: Path) -> None:
+    """Create (and remove) a file where ``path`` will go: the only sure test that it can be
+    written. A missing folder is never made: a mistyped folder or an unmounted disk must
+    not be created. Raises ``AudioOutputError`` (one line)."""
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise AudioOutputError(f"cannot write {path}: {folder} {what}")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AudioOutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 class OutputFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -47,20 +63,7 @@ class OutputFile:
                 f"{', '.join(formats)} (the extension sets the format)"
             )
         self.format, self.subtype = formats[extension]
-        self._probe()
-
-    def _probe(self) -> None:
-        """Create (and remove) a file where the output will go: the only sure test."""
-        folder = self.path.parent
-        if not folder.is_dir():  # never made: a mistyped folder or unmounted disk is not created
-            what = "is not a folder" if folder.exists() else "does not exist"
-            raise AudioOutputError(f"cannot write {self.path}: {folder} {what}")
-        try:
-            handle, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
-            os.close(handle)
-            os.unlink(probe)
-        except OSError as exc:
-            raise AudioOutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        check_place(self.path)
 
     def write(self, audio: np.ndarray, sample_rate: int) -> None:
         """Write ``audio`` (mono float32) as a whole file, or leave everything as it was."""

@@ -7,9 +7,11 @@ import json
 import sys
 from collections.abc import Callable
 
-from assistant.asr import SAMPLE_RATE, Segment, WhisperRecognizer, check_language
+from assistant.asr import SAMPLE_RATE, WhisperRecognizer, check_language
 from assistant.audio import read_audio
 from assistant.config import AssistantConfig
+from assistant.interpret.export import to_srt, to_vtt
+from assistant.interpret.record import CaptionSegment
 from assistant.model_store import ModelStore
 from assistant.progress import ProgressLine, clock
 
@@ -38,10 +40,12 @@ def run(args, config) -> int:
                 ensure_ascii=False,
             )
         )
-    elif args.format == "srt":
-        print(subtitles(result.segments, srt=True), end="")
-    elif args.format == "vtt":
-        print("WEBVTT\n\n" + subtitles(result.segments, srt=False), end="")
+    elif args.format in ("srt", "vtt"):
+        captions = [
+            CaptionSegment(i, s.start, s.end, s.text, result.language)
+            for i, s in enumerate(result.segments, 1)
+        ]
+        print((to_srt if args.format == "srt" else to_vtt)(captions, "source"), end="")
     else:
         print(result.text)
     if not result.segments:  # stdout stays empty for scripts; a person is told why
@@ -65,19 +69,3 @@ def _transcribing(line: ProgressLine, duration: float) -> Callable[[float], None
         line.update(f"transcribing {clock(at)} / {clock(duration)} ({100 * at / duration:.0f}%)")
 
     return show
-
-
-def subtitles(segments: list[Segment], *, srt: bool) -> str:
-    blocks = []
-    for i, seg in enumerate(segments, 1):
-        span = f"{_stamp(seg.start, srt)} --> {_stamp(seg.end, srt)}"
-        blocks.append(f"{i}\n{span}\n{seg.text}\n" if srt else f"{span}\n{seg.text}\n")
-    return "\n".join(blocks)
-
-
-def _stamp(seconds: float, srt: bool) -> str:
-    ms = round(seconds * 1000)
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{',' if srt else '.'}{ms:03d}"

@@ -160,7 +160,7 @@ def _render(extension: str, segments, which: Which, language, target, timings_ms
 def check_export_path(path: str | Path) -> Path:
     """Refuse a name or place the export cannot use, before the session's end if asked
     early: the extension picks the format; the folder must exist and take a new file."""
-    from assistant.audio.output_file import OutputFile
+    from assistant.audio.output_file import check_place
     from assistant.errors import AudioOutputError
 
     path = Path(path)
@@ -171,11 +171,8 @@ def check_export_path(path: str | Path) -> Path:
             f"cannot write {path}: name the file with one of {', '.join(EXTENSIONS)} "
             "(the extension sets the format)"
         )
-    # The audio output's probe: a real temporary file made and removed in the folder.
-    probe = OutputFile.__new__(OutputFile)
-    probe.path = path
-    try:
-        probe._probe()
+    try:  # the audio output's check: a real temporary file made and removed there
+        check_place(path)
     except AudioOutputError as exc:
         raise ExportError(str(exc)) from None
     return path
