@@ -186,9 +186,10 @@ class ScriptedRecognizer:
 class Dictionary(Translator):
     name = "dict"
 
-    def __init__(self, fail_on=""):
+    def __init__(self, fail_on="", nothing_for=""):
         self.contexts = []
         self.fail_on = fail_on
+        self.nothing_for = nothing_for  # a segment it has no translation for
 
     def supports(self, source, target):
         return True
@@ -199,6 +200,8 @@ class Dictionary(Translator):
             from assistant.errors import LlmError
 
             raise LlmError("the translator broke")
+        if self.nothing_for and self.nothing_for in segment.text:
+            return ""
         return f"EN({segment.text})"
 
     def describe(self):
@@ -294,6 +297,17 @@ def test_a_failed_translation_is_one_error_and_the_next_segment_goes_on(interpre
     log.wait_for(TranslatedCaption, lambda e: e.segment == 2, timeout=20)
     errors = log.of(ErrorOccurred)
     assert [(e.stage, e.message) for e in errors] == [("translate", "the translator broke")]
+    assert [s.translation for s in interpreter.record.segments()] == ["", "EN(je voudrais une)"]
+
+
+def test_a_segment_left_without_translation_is_said(interpreting):
+    translator = Dictionary(nothing_for="deux")
+    interpreter, log, sink, mic = interpreting(
+        translator, tone(1.5), silence(1.0), tone(0.75), silence(1.0), speak=False
+    )
+    log.wait_for(TranslatedCaption, lambda e: e.segment == 2, timeout=20)
+    (error,) = log.of(ErrorOccurred)
+    assert error.stage == "translate" and "no translation for the segment at 0." in error.message
     assert [s.translation for s in interpreter.record.segments()] == ["", "EN(je voudrais une)"]
 
 

@@ -234,7 +234,10 @@ def load_llm_translator(config: AssistantConfig, store: ModelStore) -> LlmTransl
             context_tokens=N_CTX,
             max_new_tokens=settings.max_new_tokens,
             temperature=0.0,
-            threads=config.llm.threads,
+            # One thread unless told otherwise: the interpreter decodes speech beside it,
+            # and with both cores asked for, a translation beside a busy core took
+            # seconds instead of a quarter of one (docs/performance.md).
+            threads=config.llm.threads or 1,
         )
         backend = LlamaCppChat(llm, store, completion_only=True)
     return LlmTranslator(

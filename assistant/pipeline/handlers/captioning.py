@@ -16,6 +16,7 @@ on to translation; one with no words (a cough, noise) is withdrawn.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from assistant.asr import SAMPLE_RATE, Abandoned
@@ -40,9 +41,11 @@ class Captioning(Handler):
         record: CaptionRecord,
         *,
         is_echo: Callable[[str, float], bool] = lambda text, ended_at: False,
+        on_final: Callable[[int, float], None] = lambda index, at: None,
     ) -> None:
         super().__init__(ctx)
         self._is_echo = is_echo
+        self._on_final = on_final  # told when each segment's final caption went out
         self._recognizer = recognizer
         self._record = record
         self._index = 0
@@ -71,6 +74,7 @@ class Captioning(Handler):
         self._publish(item, text, "", language, end, final=True)
         if not text:
             return
+        self._on_final(item.index, time.monotonic())
         self._record.add(CaptionSegment(item.index, item.start, end, text, language))
         yield ClosedSegment(
             item.ticket, item.index, text, language, item.audio, item.start, end, item.ended_at

@@ -12,7 +12,7 @@ import collections
 import time
 from collections.abc import Iterator
 
-from assistant.events import SegmentTimings, TranslatedCaption
+from assistant.events import ErrorOccurred, SegmentTimings, TranslatedCaption
 from assistant.interpret.lag import SegmentLag
 from assistant.interpret.record import CaptionRecord
 from assistant.interpret.translators.base import Context, SourceSegment, Translator
@@ -44,7 +44,6 @@ class Translating(Handler):
 
     def process(self, item: ClosedSegment) -> Iterator[SpokenText]:
         ctx, target = self.ctx, self.ctx.config.interpret.target
-        self._lag.mark(item.index, "caption", time.monotonic())
         context = list(self._context) if ctx.config.interpret.context_segments else []
         if item.language == target:
             translation = item.text
@@ -59,7 +58,15 @@ class Translating(Handler):
             except Exception as exc:  # this segment stays untranslated; the next is tried
                 ctx.fail("translate", ctx.turns.current, exc)
                 return
-        if not translation:
+        if not translation:  # said, so that a caption without one is not a mystery
+            ctx.emit(
+                ErrorOccurred(
+                    ctx.turns.current.turn,
+                    "translate",
+                    f"no translation for the segment at {item.start:.1f} s "
+                    f"({self._translator.name} gave no text)",
+                )
+            )
             return
         self._context.append(Context(item.text, translation))
         self._record.translated(item.index, translation, target)

@@ -88,6 +88,7 @@ class Interpreter(Mode):
                     engines.recognizer,
                     self.record,
                     is_echo=guard.is_echo if in_a_room else lambda text, at: False,
+                    on_final=lambda index, at: self.lag.mark(index, "caption", at),
                 ),
                 self._translating,
                 Speaking(self.ctx, engines.voice.engine),
