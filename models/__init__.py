@@ -10,3 +10,11 @@ from pathlib import Path
 
 def catalog_path() -> Path:
     return Path(str(files("models").joinpath("catalog.json")))
+
+
+def addable() -> list[dict]:
+    """Bigger models a user can add (this app downloads none of them): each with its
+    kind, name, licence, size, where to get it, the setting that takes it, and why."""
+    import json
+
+    return json.loads(catalog_path().read_text(encoding="utf-8")).get("addable", [])

@@ -327,3 +327,19 @@ def test_a_truncated_gemma_is_reassembled_and_verified(store, caplog):
         assert store.translation_gguf() == gguf
     assert "truncated?" in caplog.text and gguf.stat().st_size == size
     assert store.derived.check("gemma3-270m", full=True).ok
+
+
+def test_the_models_a_user_can_add_name_real_settings():
+    """The catalog's list of bigger models (none downloadable here) points each at a
+    setting that exists and takes a folder or file name."""
+    import models
+    from assistant.config import AssistantConfig
+
+    entries = models.addable()
+    kinds = {entry["kind"] for entry in entries}
+    assert {"asr", "translation", "mt"} <= kinds
+    config = AssistantConfig()
+    for entry in entries:
+        assert entry["source"].startswith("huggingface.co/") and entry["size_bytes"] > 0
+        assert isinstance(config.get(entry["setting"]), str), entry  # a path setting
+    assert {e["id"] for e in entries} >= {"whisper-small", "whisper-large-v3", "opus-mt-en-zh"}

@@ -183,6 +183,13 @@ def interpreter_report(config) -> None:
         print(f"  system audio input: {default_monitor()}")
     except UserFacingError as exc:
         print(f"  system audio input: unavailable: {exc}")
+    import models
+
+    print("models you can add (fetch them yourself, then set the setting named):")
+    for entry in models.addable():
+        size = entry["size_bytes"] / 1e9
+        print(f"  {entry['name']} ({size:.1f} GB, {entry['license']}): {entry['source']}")
+        print(f"    {entry['setting']}: {entry['why']}")
 
 
 def gpu_report(config) -> None:
