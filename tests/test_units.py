@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.asr import Segment
-from assistant.commands.transcribe import subtitles
 from assistant.config import AssistantConfig, VadConfig
 from assistant.errors import ConfigError
+from assistant.interpret.export import to_srt, to_vtt
+from assistant.interpret.record import CaptionSegment
 from assistant.phrases import PhraseSplitter, ends_mid_sentence, speakable
 from assistant.pipeline.turns import TurnClock
 from assistant.vad import WINDOW, Endpointer, SpeechStart, Utterance
@@ -140,11 +140,14 @@ def test_config_rejects_unknown_settings():
 
 
 def test_subtitle_formats():
-    segments = [Segment(0.0, 1.5, "Hello."), Segment(61.25, 3725.0, "Bye.")]
-    srt = subtitles(segments, srt=True)
+    segments = [
+        CaptionSegment(1, 0.0, 1.5, "Hello.", "en"),
+        CaptionSegment(2, 61.25, 3725.0, "Bye.", "en"),
+    ]
+    srt = to_srt(segments, "source")
     assert "1\n00:00:00,000 --> 00:00:01,500\nHello.\n" in srt
     assert "2\n00:01:01,250 --> 01:02:05,000\nBye.\n" in srt
-    assert "00:01:01.250 --> 01:02:05.000" in subtitles(segments, srt=False)
+    assert "00:01:01.250 --> 01:02:05.000" in to_vtt(segments, "source")
 
 
 def test_switching_mode_drops_a_half_heard_utterance():
