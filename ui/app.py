@@ -275,7 +275,10 @@ class AppController(QObject):
         self._background("loading the interpreter", load, loaded)
 
     def _launch_interpreter(self) -> None:
-        panel, config = self.panel, self.config
+        """Build the interpreter, then start it, each off the GUI thread (its VAD model and
+        cancellers load, and opening the system audio waits on a recorder process); the
+        panel follows it from before it starts, so no caption or state is missed."""
+        panel, config, engines = self.panel, self.config, self._interpreter_engines
         try:
             source = self._interpreter_source(config)
         except Exception as exc:
@@ -286,24 +289,46 @@ class AppController(QObject):
         except Exception as exc:
             panel.show_error("audio-out", f"{_describe(exc)} Translations are shown only.")
             sink = NullSink()
-        interpreter = None
-        try:
-            interpreter = self._interpreter_factory(config, self._interpreter_engines, source, sink)
-            panel.attach(interpreter)
-            interpreter.start()
-        except Exception as exc:  # the window stays up to say what went wrong
-            panel.detach()
-            if interpreter is not None:
-                interpreter.shutdown()
-            else:
+
+        def build(_progress) -> Any:
+            try:
+                return self._interpreter_factory(config, engines, source, sink)
+            except Exception as exc:
                 source.close()
                 sink.close()
-            self._interpreter_failed(
-                "audio-in" if isinstance(exc, AudioDeviceError) else "start", exc
-            )
-            return
-        self._interpreter = interpreter
-        self.interpreter_started.emit(interpreter)
+                return exc
+
+        def built(interpreter: Any) -> None:
+            if isinstance(interpreter, Exception):
+                self._interpreter_failed("start", interpreter)
+                return
+            panel.attach(interpreter)
+            self._background("starting the interpreter", start(interpreter), started(interpreter))
+
+        def start(interpreter: Any):
+            def job(_progress) -> Exception | None:
+                try:
+                    interpreter.start()
+                except Exception as exc:  # the window stays up to say what went wrong
+                    interpreter.shutdown()
+                    return exc
+                return None
+
+            return job
+
+        def started(interpreter: Any):
+            def done(error: Exception | None) -> None:
+                if error is not None:
+                    panel.detach()
+                    stage = "audio-in" if isinstance(error, AudioDeviceError) else "start"
+                    self._interpreter_failed(stage, error)
+                    return
+                self._interpreter = interpreter
+                self.interpreter_started.emit(interpreter)
+
+            return done
+
+        self._background("preparing the interpreter", build, built)
 
     def _interpreter_failed(self, stage: str, exc: BaseException) -> None:
         self._want_interpreter = False
