@@ -174,6 +174,9 @@ def test_the_mode_says_what_it_does_about_its_echo(monkeypatch):
     config.audio.echo_canceller = "webrtc"
     assert echo_setup(config, Speaker()).description == "echo cancellation on (WebRTC AEC3)"
     assert echo_setup(config, FileSink()).policy.name == "immediate"  # a file is in no room
+    monitor = type("Monitor", (), {"hears_own_output": True})()
+    looped = echo_setup(config, Speaker(), monitor)  # what the computer plays, itself too
+    assert looped.policy.name == "half duplex" and looped.canceller is None
     config.audio.echo = "off"
     assert echo_setup(config, Speaker()).description == "echo handling off (headphones)"
     config.audio.echo, config.audio.echo_canceller = "cancel", "auto"

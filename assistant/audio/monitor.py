@@ -93,7 +93,7 @@ class MonitorSource:
     (unlike a microphone); parec exiting is, and ``read`` raises AudioDeviceError for it."""
 
     # It records what this app plays too, exactly and without a room: a mode that speaks
-    # must not listen while it does (see assistant/pipeline/modes/interpreter.py).
+    # must not listen while it does (see assistant/echo/setup.py).
     hears_own_output = True
 
     def __init__(

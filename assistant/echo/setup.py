@@ -34,14 +34,26 @@ class EchoSetup:
         return self.canceller is not None
 
 
-def echo_setup(config: AssistantConfig, sink) -> EchoSetup:
+def echo_setup(config: AssistantConfig, sink, source=None) -> EchoSetup:
+    """``source`` that ``hears_own_output`` (the system-audio monitor) records what the
+    app plays mixed in digitally, where the device's estimate of when a sample plays can
+    come after the sample is recorded: no canceller can subtract an echo that arrives
+    before its reference, so such an input is half duplex whatever ``audio.echo`` says."""
     if not hasattr(sink, "reference"):
         return EchoSetup(Immediate(), "no speaker in a room (output to a file)")
     setting = config.audio.echo
-    if setting == "off":
+    loopback = getattr(source, "hears_own_output", False)
+    if setting == "off" and not loopback:
         return EchoSetup(Immediate(), "echo handling off (headphones)")
     reference = PlaybackReference(config.audio.sample_rate)
     sink.reference = reference
+    if loopback:
+        return EchoSetup(
+            HalfDuplex(reference),
+            "not listening to the computer's sound while it speaks",
+            None,
+            reference,
+        )
     if setting == "cancel":
         canceller, words, why = create_cancellers(config.audio.echo_canceller)
         if canceller is not None:

@@ -8,11 +8,8 @@ target language's voice unless speaking is off.
 
 The app must never translate its own voice: with a canceller running, its voice is taken
 out of the microphone and a segment that is still mostly the spoken translation is
-dropped (``EchoGuard``); where none can run, the input counts as silence while the
-translation plays (half duplex). What the computer plays (the monitor input) holds the
-app's voice too, mixed in digitally, where the device's estimate of when a sample plays
-can come after the sample is recorded: no canceller can subtract an echo that arrives
-before its reference, so that input is half duplex as well.
+dropped (``EchoGuard``); where none can run, and on the system-audio input (see
+``echo_setup``), the input counts as silence while the translation plays (half duplex).
 """
 
 from __future__ import annotations
@@ -61,22 +58,16 @@ class Interpreter(Mode):
         self.ctx.confirm(self.ctx.turns.current)
         self.record = CaptionRecord()
         self.lag = SegmentLag()
-        self.echo = echo_setup(config, sink)
+        self.echo = echo_setup(config, sink, source)
         guard = EchoGuard()
         in_a_room = self.echo.reference is not None  # the input may hear the voice
-        loopback = getattr(source, "hears_own_output", False) and in_a_room
-        half_duplex = loopback or isinstance(self.echo.policy, HalfDuplex)
-        self._hearing = (
-            "not listening to the computer's sound while the translation plays"
-            if loopback
-            else self.echo.description
-        )
+        half_duplex = isinstance(self.echo.policy, HalfDuplex)
         self._translating = Translating(self.ctx, engines.translator, self.record, self.lag)
         self.runner = Runner(
             self.ctx,
             source,
             [
-                *([] if loopback else cancelling_stages(self.ctx, self.echo)),
+                *cancelling_stages(self.ctx, self.echo),
                 Segmenting(
                     self.ctx,
                     vad,
@@ -98,7 +89,7 @@ class Interpreter(Mode):
 
     @property
     def description(self) -> str:
-        return f"{self.engines.describe()} · {self._hearing}"
+        return f"{self.engines.describe()} · {self.echo.description}"
 
     def _while_speaking(self, at: float) -> bool:
         # a little ahead too: on the monitor the voice can be recorded before its time
