@@ -9,10 +9,12 @@ at an echo level relative to the voice. For each delay and level:
   what Silero + the endpointer call speech in AEC3's output (an ``Immediate`` policy
   would stop there), and what survives ``WordsFirst``'s probes through Whisper on Speex's
   output (what the app does with ``audio.echo_canceller = "auto"``);
-- with a user's question spoken over the reply (0.5 s into it, before the cancellers
-  have converged, and at 2, 6 and 10 s of the second pass): the barge-in latency
-  (question start to the probe whose words interrupt, the recogniser's time included)
-  and the word error rate of the question as Speex lets it through (and as AEC3 would);
+- with a user's question spoken over the reply (as it starts and 0.5 s into it, before
+  the cancellers have converged, and at 2, 6 and 10 s of the second pass): the barge-in
+  latency (question start to the probe whose words interrupt, the recogniser's time
+  included) and the word error rate of the question as Speex lets it through (and as
+  AEC3 would), cut where it starts (perfect segmentation) and as the endpointer cuts it
+  (from AEC3's late start, with and without ``SpeechOnset``'s look-back);
 - the canceller's CPU time per second of audio.
 
 Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``echo``.
@@ -42,6 +44,7 @@ from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
 from assistant.events import FinalTranscript, ReplyToken  # noqa: E402
 from assistant.model_store import ModelStore  # noqa: E402
 from assistant.pipeline.barge_in import WordsFirst  # noqa: E402
+from assistant.pipeline.speech_onset import SpeechOnset  # noqa: E402
 from assistant.tts.piper_engine import PiperEngine  # noqa: E402
 from assistant.vad import WINDOW, Endpointer, SileroVad, SpeechStart  # noqa: E402
 
@@ -101,6 +104,25 @@ def speech_starts(audio: np.ndarray, vad: SileroVad, config) -> list[int]:
     return starts
 
 
+def as_cut(cleaned, words, at, end, vad, config) -> tuple[np.ndarray, np.ndarray] | None:
+    """The question as the Endpointing stage hands it over when it starts at sample
+    ``at`` and ends at ``end``: from its start found in AEC3's output, pre-roll included
+    (None if never found), without and with the start ``SpeechOnset`` looks back for."""
+    vad.reset()
+    endpointer, onset = Endpointer(config), SpeechOnset(SileroVad(), config)
+    first = max(0, at - 2 * RATE)
+    first -= first % WINDOW
+    for i in range(first, end, WINDOW):
+        window, heard = cleaned[i : i + WINDOW], words[i : i + WINDOW]
+        prob = vad(window)
+        onset.observe(heard, prob)
+        if any(isinstance(e, SpeechStart) for e in endpointer.process(heard, prob, i)):
+            utterance = np.concatenate([endpointer.heard(), words[i + WINDOW : end]])
+            early = onset.before(endpointer.heard().size // WINDOW)
+            return utterance, np.concatenate([early, utterance])
+    return None
+
+
 def probe(words, start, recognizer, policy, pre_roll) -> tuple[bool, float | None]:
     """What the Endpointing stage's probes decide about speech starting at ``start``
     (found in WebRTC's output; ``words`` is what they transcribe): (interrupts, seconds
@@ -154,17 +176,22 @@ def measure() -> dict:
             starts = speech_starts(echo_only, vad, config.vad)
             residue = kept[measured]
             false = sum(probe(residue, s, recognizer, policy, pre_roll)[0] for s in starts)
-            latencies, errors, errors_webrtc = [], [], []
-            for at_s in (0.5, 2.0, 6.0, 10.0):  # 0.5: the first pass, not yet converged
+            latencies, errors, errors_webrtc, cut, cut_onset = [], [], [], [], []
+            for at_s in (0.0, 0.5, 2.0, 6.0, 10.0):  # < 1: the first pass, not yet converged
                 talk = mic.copy()
                 at = int(at_s * RATE) + (far.size // 2 if at_s >= 1 else 0)
                 talk[at : at + question.size] += question
                 cleaned, words, _ = cancel(far, talk)
-                span = slice(at - pre_roll, at + question.size + RATE // 4)
+                end = at + question.size + RATE // 4
+                span = slice(max(0, at - pre_roll), end)
                 errors.append(wer(QUESTION, recognizer.transcribe(words[span]).text))
                 errors_webrtc.append(wer(QUESTION, recognizer.transcribe(cleaned[span]).text))
-                found = speech_starts(cleaned[at - RATE :], vad, config.vad)
-                start = at - RATE + found[0] if found else at
+                heard = as_cut(cleaned, words, at, end, vad, config.vad)
+                for clip, into in zip(heard or (None, None), (cut, cut_onset), strict=True):
+                    text = recognizer.transcribe(clip).text if clip is not None else ""
+                    into.append(wer(QUESTION, text))
+                found = speech_starts(cleaned[max(0, at - RATE) :], vad, config.vad)
+                start = max(0, at - RATE) + found[0] if found else at
                 ok, after = probe(words, start, recognizer, policy, pre_roll)
                 latencies.append((start - at) / RATE + after if ok else None)
             caught = [x for x in latencies if x is not None]
@@ -179,6 +206,14 @@ def measure() -> dict:
                     "barge_in_latency_s": round(statistics.median(caught), 2) if caught else None,
                     "double_talk_wer": round(statistics.mean(errors), 3),
                     "double_talk_wer_webrtc_alone": round(statistics.mean(errors_webrtc), 3),
+                    "double_talk_wer_as_cut": round(statistics.mean(cut), 3),
+                    "double_talk_wer_as_cut_with_onset": round(statistics.mean(cut_onset), 3),
+                    "double_talk_wer_by_start_s": {
+                        str(at_s): [round(x, 2) for x in (e, c, o)]
+                        for at_s, e, c, o in zip(
+                            (0.0, 0.5, 2.0, 6.0, 10.0), errors, cut, cut_onset, strict=True
+                        )
+                    },
                     "cancellers_cpu_percent": round(100 * cpu, 2),
                 }
             )
