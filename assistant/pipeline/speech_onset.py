@@ -23,11 +23,11 @@ import numpy as np
 
 from assistant.config import VadConfig
 from assistant.pipeline.vad_windows import VadModel
-from assistant.vad import SAMPLE_RATE, WINDOW
+from assistant.vad import SAMPLE_RATE, WINDOW, still_speech
 
 _LOOK_BACK_S = 1.5  # before the utterance's first window: longer than AEC3 holds a voice back
 _GAP_WINDOWS = 3  # a pause this long (~100 ms) on the words channel ends a run of speech
-_LEAD_WINDOWS = 2  # kept before the burst: the first consonant begins before Silero sees it
+_LEAD_WINDOWS = 2  # kept before the run: the first consonant begins before Silero hears it
 
 
 class SpeechOnset:
@@ -56,7 +56,7 @@ class SpeechOnset:
         reset = getattr(self._vad, "reset", None)
         if reset is not None:
             reset()
-        voiced_floor = max(0.05, self._config.threshold - 0.15)  # as the endpointer's
+        voiced_floor = still_speech(self._config.threshold)
         words_voiced = [self._vad(heard) >= voiced_floor for heard, _ in recent]
         # the run of speech on the words channel that reaches the utterance
         start, gap = len(recent) - 1, 0
