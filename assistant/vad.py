@@ -23,12 +23,6 @@ _CONTEXT = 64
 _TAIL_MS = 160  # trailing silence kept in an utterance (at most the speculation delay)
 
 
-def still_speech(threshold: float) -> float:
-    """The probability below which speech already under way counts as a pause: lower
-    than the one that starts it, so a soft syllable does not end a turn."""
-    return max(0.05, threshold - 0.15)
-
-
 class SileroVad:
     """Streaming Silero VAD (the ONNX model that ships inside faster-whisper)."""
 
@@ -106,7 +100,7 @@ class Endpointer:
         self._progress_windows = (
             round(1000 * progress_every_s / self._ms) if progress_every_s else 0
         )
-        self._neg = still_speech(config.threshold)
+        self._neg = max(0.05, config.threshold - 0.15)
         self._ptt_down = False
         self._reset()
 

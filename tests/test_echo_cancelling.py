@@ -33,9 +33,7 @@ from assistant.events import FinalTranscript, ReplyToken, TurnCancelled
 from assistant.pipeline import Assistant, Engines
 from assistant.pipeline.barge_in import HalfDuplex, Verdict, WordsFirst, words_of
 from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
-from assistant.pipeline.speech_onset import SpeechOnset
 from assistant.pipeline.stage import StageContext
-from assistant.vad import WINDOW
 
 RATE = 16000
 DEVICE_RATE = 48000
@@ -262,43 +260,6 @@ def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
     finally:
         chat.release.set()
         assert assistant.shutdown() == []
-
-
-def _look_back(words_voiced: str, aec_voiced: str, utterance_windows: int) -> str:
-    """SpeechOnset over windows described by two strings ('#' voiced, '.' silent): the
-    words channel and what AEC3's VAD said of each. Returns the windows before the
-    utterance that it adds ('+') and leaves ('.')."""
-    onset = SpeechOnset(energy_vad, AssistantConfig().vad)
-    windows = []
-    for i, (w, a) in enumerate(zip(words_voiced, aec_voiced, strict=True)):
-        level = (0.3 if w == "#" else 0.0) + i * 1e-4  # each window told apart by its level
-        windows.append(np.full(WINDOW, level, np.float32))
-        onset.observe(windows[-1], 1.0 if a == "#" else 0.0)
-    added = onset.before(utterance_windows).reshape(-1, WINDOW)
-    first = len(windows) - utterance_windows
-    kept = [i for i in range(first) if any(np.array_equal(windows[i], x) for x in added)]
-    assert len(kept) == len(added) and kept == list(range(first - len(kept), first))
-    return "".join("+" if i in kept else "." for i in range(first))
-
-
-def test_first_words_the_canceller_held_back_are_kept():
-    """A question as a reply starts: AEC3 lets a burst through, then suppresses the voice
-    until the endpointer's pre-roll no longer reaches its start; Speex kept it all."""
-    words = "." * 10 + "#" * 40
-    aec = "." * 10 + "###" + "." * 20 + "#" * 17
-    added = _look_back(words, aec, utterance_windows=20)  # pre-roll + the confirming windows
-    assert added == "." * 8 + "+" * 22  # from two windows before the burst to the utterance
-
-
-def test_nothing_is_added_when_the_start_was_found_at_once_or_is_lost_in_echo():
-    # AEC3 saw the start in time: nothing before the utterance came through it
-    assert "+" not in _look_back("." * 20 + "#" * 30, "." * 30 + "#" * 20, 20)
-    # the words channel is voiced all along (the reply's echo): no beginning in view
-    assert "+" not in _look_back("#" * 50, "." * 10 + "##" + "." * 18 + "#" * 20, 20)
-    # a pause longer than a gap between words ends the run: the earlier burst is other speech
-    assert "+" not in _look_back("#" * 12 + "." * 8 + "#" * 30, "###" + "." * 27 + "#" * 20, 20)
-    # no history before the utterance
-    assert _look_back("#" * 10, "#" * 10, 10) == ""
 
 
 def test_headphones_are_told_from_loudspeakers():

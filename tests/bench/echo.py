@@ -14,7 +14,7 @@ at an echo level relative to the voice. For each delay and level:
   latency (question start to the probe whose words interrupt, the recogniser's time
   included) and the word error rate of the question as Speex lets it through (and as
   AEC3 would), cut where it starts (perfect segmentation) and as the endpointer cuts it
-  (from AEC3's late start, with and without ``SpeechOnset``'s look-back);
+  (from where AEC3's output shows it, pre-roll included);
 - the canceller's CPU time per second of audio.
 
 Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``echo``.
@@ -44,7 +44,6 @@ from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
 from assistant.events import FinalTranscript, ReplyToken  # noqa: E402
 from assistant.model_store import ModelStore  # noqa: E402
 from assistant.pipeline.barge_in import WordsFirst  # noqa: E402
-from assistant.pipeline.speech_onset import SpeechOnset  # noqa: E402
 from assistant.tts.piper_engine import PiperEngine  # noqa: E402
 from assistant.vad import WINDOW, Endpointer, SileroVad, SpeechStart  # noqa: E402
 
@@ -104,22 +103,19 @@ def speech_starts(audio: np.ndarray, vad: SileroVad, config) -> list[int]:
     return starts
 
 
-def as_cut(cleaned, words, at, end, vad, config) -> tuple[np.ndarray, np.ndarray] | None:
+def as_cut(cleaned, words, at, end, vad, config) -> np.ndarray | None:
     """The question as the Endpointing stage hands it over when it starts at sample
     ``at`` and ends at ``end``: from its start found in AEC3's output, pre-roll included
-    (None if never found), without and with the start ``SpeechOnset`` looks back for."""
+    (None if never found there)."""
     vad.reset()
-    endpointer, onset = Endpointer(config), SpeechOnset(SileroVad(), config)
+    endpointer = Endpointer(config)
     first = max(0, at - 2 * RATE)
     first -= first % WINDOW
     for i in range(first, end, WINDOW):
-        window, heard = cleaned[i : i + WINDOW], words[i : i + WINDOW]
-        prob = vad(window)
-        onset.observe(heard, prob)
-        if any(isinstance(e, SpeechStart) for e in endpointer.process(heard, prob, i)):
-            utterance = np.concatenate([endpointer.heard(), words[i + WINDOW : end]])
-            early = onset.before(endpointer.heard().size // WINDOW)
-            return utterance, np.concatenate([early, utterance])
+        heard = words[i : i + WINDOW]
+        events = endpointer.process(heard, vad(cleaned[i : i + WINDOW]), i)
+        if any(isinstance(e, SpeechStart) for e in events):
+            return np.concatenate([endpointer.heard(), words[i + WINDOW : end]])
     return None
 
 
@@ -176,7 +172,7 @@ def measure() -> dict:
             starts = speech_starts(echo_only, vad, config.vad)
             residue = kept[measured]
             false = sum(probe(residue, s, recognizer, policy, pre_roll)[0] for s in starts)
-            latencies, errors, errors_webrtc, cut, cut_onset = [], [], [], [], []
+            latencies, errors, errors_webrtc, cut = [], [], [], []
             for at_s in (0.0, 0.5, 2.0, 6.0, 10.0):  # < 1: the first pass, not yet converged
                 talk = mic.copy()
                 at = int(at_s * RATE) + (far.size // 2 if at_s >= 1 else 0)
@@ -186,10 +182,9 @@ def measure() -> dict:
                 span = slice(max(0, at - pre_roll), end)
                 errors.append(wer(QUESTION, recognizer.transcribe(words[span]).text))
                 errors_webrtc.append(wer(QUESTION, recognizer.transcribe(cleaned[span]).text))
-                heard = as_cut(cleaned, words, at, end, vad, config.vad)
-                for clip, into in zip(heard or (None, None), (cut, cut_onset), strict=True):
-                    text = recognizer.transcribe(clip).text if clip is not None else ""
-                    into.append(wer(QUESTION, text))
+                clip = as_cut(cleaned, words, at, end, vad, config.vad)
+                text = recognizer.transcribe(clip).text if clip is not None else ""
+                cut.append(wer(QUESTION, text))
                 found = speech_starts(cleaned[max(0, at - RATE) :], vad, config.vad)
                 start = max(0, at - RATE) + found[0] if found else at
                 ok, after = probe(words, start, recognizer, policy, pre_roll)
@@ -207,12 +202,9 @@ def measure() -> dict:
                     "double_talk_wer": round(statistics.mean(errors), 3),
                     "double_talk_wer_webrtc_alone": round(statistics.mean(errors_webrtc), 3),
                     "double_talk_wer_as_cut": round(statistics.mean(cut), 3),
-                    "double_talk_wer_as_cut_with_onset": round(statistics.mean(cut_onset), 3),
                     "double_talk_wer_by_start_s": {
-                        str(at_s): [round(x, 2) for x in (e, c, o)]
-                        for at_s, e, c, o in zip(
-                            (0.0, 0.5, 2.0, 6.0, 10.0), errors, cut, cut_onset, strict=True
-                        )
+                        str(at_s): [round(e, 2), round(c, 2)]
+                        for at_s, e, c in zip((0.0, 0.5, 2.0, 6.0, 10.0), errors, cut, strict=True)
                     },
                     "cancellers_cpu_percent": round(100 * cpu, 2),
                 }

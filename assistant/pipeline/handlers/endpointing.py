@@ -9,7 +9,6 @@ Speech that starts while the assistant's voice is audible goes to the mode's bar
 policy (``assistant/pipeline/barge_in.py``): it interrupts at once, is not listened to,
 or is checked first: the recogniser is asked for its words (``Probe``) after a little of
 it, and the turn is cut only if they are the user's, dated from when the speech began.
-Its first words, if the canceller held them back, are found by ``SpeechOnset``.
 """
 
 from __future__ import annotations
@@ -27,11 +26,9 @@ from assistant.audio.blocks import AudioBlock
 from assistant.events import SpeechEnded, SpeechStarted, State, StateChanged
 from assistant.pipeline.barge_in import BargeInPolicy, Immediate, Verdict
 from assistant.pipeline.items import Heard, Probe
-from assistant.pipeline.speech_onset import SpeechOnset
 from assistant.pipeline.stage import Handler, StageContext
 from assistant.pipeline.vad_windows import VadModel, VadWindows
 from assistant.vad import (
-    WINDOW,
     Endpointer,
     SpeechPaused,
     SpeechProgress,
@@ -52,9 +49,8 @@ class _Check:
     at: float  # when the speech started
     probes_s: list[float] = field(default_factory=list)  # seconds of speech: when to probe
     outstanding: bool = False
-    # The same question's start, heard before this speech was: speech over the reply
-    # that ended just before (a pause inside one question, made longer by the canceller's
-    # suppression), or first words the canceller held back (``SpeechOnset``).
+    # Speech over the reply that ended just before this began (a pause inside one
+    # question, made longer by the canceller's suppression): the same question's start.
     before: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
@@ -68,11 +64,9 @@ class Endpointing(Handler):
         *,
         partial_every_s: float = 0.0,
         barge_in: BargeInPolicy | None = None,
-        onset: SpeechOnset | None = None,
     ):
         super().__init__(ctx)
         self._barge_in = barge_in or Immediate()
-        self._onset = onset
         self._check: _Check | None = None
         self._verdicts: queue.Queue[bool] = queue.Queue()
         self._earlier: tuple[np.ndarray, float] | None = None  # (audio, end) not taken
@@ -97,8 +91,6 @@ class Endpointing(Handler):
             if self.ctx.turns.take_finish_early():
                 self._endpointer.end_early(self.ctx.config.vad.finished_silence_ms)
             prob = self._windows.probability(window)
-            if self._onset is not None:
-                self._onset.observe(words, prob)
             for event in self._endpointer.process(words, prob, at):
                 yield from self._on_vad_event(event)
             if self._check is not None:
@@ -159,8 +151,6 @@ class Endpointing(Handler):
         self._check = _Check(at, list(self._barge_in.probes_s))
         if self._earlier is not None and at - self._earlier[1] < _JOIN_S:
             self._check.before = self._earlier[0]
-        elif self._onset is not None:  # the start the canceller held back, if any
-            self._check.before = self._onset.before(self._endpointer.heard().size // WINDOW)
         self._earlier = None
         self._barge_in.checking(True)
 

@@ -22,7 +22,6 @@ from assistant.pipeline.handlers.voicing import Voicing
 from assistant.pipeline.items import Ask
 from assistant.pipeline.modes.base import Mode
 from assistant.pipeline.runner import Runner
-from assistant.pipeline.speech_onset import SpeechOnset
 from assistant.pipeline.stage import StageContext
 
 LISTENING_MODES = ("hands-free", "push-to-talk")
@@ -39,9 +38,9 @@ class Assistant(Mode):
         partial_every_s: float = 0.0,
         vad: VadModel | None = None,
     ) -> None:
-        from assistant.vad import SileroVad
-
         if vad is None:
+            from assistant.vad import SileroVad
+
             vad = SileroVad()
         engines.adopt(config)
         self.config = config
@@ -49,14 +48,8 @@ class Assistant(Mode):
         self.ctx = StageContext(config)
         self.echo = echo_setup(config, sink)
         self.ctx.subscribe(self.echo.policy.follow)
-        # Where the words channel differs, its own VAD finds starts the canceller held back.
-        onset = SpeechOnset(SileroVad(), config.vad) if self.echo.words is not None else None
         self._endpointing = Endpointing(
-            self.ctx,
-            vad,
-            partial_every_s=partial_every_s,
-            barge_in=self.echo.policy,
-            onset=onset,
+            self.ctx, vad, partial_every_s=partial_every_s, barge_in=self.echo.policy
         )
         self.runner = Runner(
             self.ctx,
