@@ -54,8 +54,9 @@ class BargeInPolicy:
     def on_speech(self, at: float) -> Verdict:
         return Verdict.INTERRUPT
 
-    def judge(self, heard: str) -> bool:
-        """Whether a probe's transcript is the user (True) rather than the echo."""
+    def judge(self, heard: str, seconds: float) -> bool:
+        """Whether a probe's transcript of ``seconds`` of audio is the user (True) rather
+        than the echo."""
         return True
 
     def checking(self, active: bool) -> None:
@@ -80,6 +81,9 @@ class WordsFirst(BargeInPolicy):
     name = "words first"
     probes_s = (0.6, 1.2)
     min_words = 2  # one word is as often a residue of the echo ("you", "the")
+    # More words than anyone says in the time: Whisper made them up from the residue
+    # ("to address the most important issues that we have in the US." from 2 s of echo).
+    max_words_per_s = 4.0
     echo_share = 0.5  # this share of its word pairs in what the assistant says: its echo
 
     def __init__(
@@ -105,16 +109,19 @@ class WordsFirst(BargeInPolicy):
         if self._duck is not None:
             self._duck(active)
 
-    def judge(self, heard: str) -> bool:
+    def judge(self, heard: str, seconds: float) -> bool:
         # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
         # repeats the reply's own phrases, where the user's question has new ones.
         words = words_of(heard)
-        if len(words) < self.min_words:
+        # a CJK character is about half a word's time (Mandarin: 4-6 a second)
+        spoken = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
+        if not self.min_words <= len(words) or spoken > self.max_words_per_s * seconds:
             return False
         with self._lock:
-            said = words_of(self._spoken)
+            said = [_stem(word) for word in words_of(self._spoken)]
+        stems = [_stem(word) for word in words]
         spoken = set(zip(said, said[1:], strict=False))
-        pairs = list(zip(words, words[1:], strict=False))
+        pairs = list(zip(stems, stems[1:], strict=False))
         echoed = sum(pair in spoken for pair in pairs)
         return echoed < self.echo_share * len(pairs)
 
@@ -124,6 +131,12 @@ class WordsFirst(BargeInPolicy):
                 self._spoken = ""
             elif isinstance(event, ReplyToken):
                 self._spoken = (self._spoken + event.text)[-_SPOKEN_CHARS:]
+
+
+def _stem(word: str) -> str:
+    # The recogniser hears the echo's words with other endings ("the oceans create" for
+    # "the ocean's creation"): pairs are compared on their first four letters.
+    return word[:4]
 
 
 def words_of(text: str) -> list[str]:

@@ -131,7 +131,7 @@ def probe(words, start, recognizer, policy, pre_roll) -> tuple[bool, float | Non
         began = time.perf_counter()
         text = recognizer.transcribe(clip, speech_known=True).text
         took = time.perf_counter() - began
-        if policy.judge(text):
+        if policy.judge(text, clip.size / RATE):
             return True, after_s + took
     return False, None
 

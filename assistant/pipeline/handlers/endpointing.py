@@ -164,10 +164,11 @@ class Endpointing(Handler):
     def _probe(self, audio: np.ndarray) -> Probe:
         assert self._check is not None
         self._check.outstanding = True
-        return Probe(self.ctx.turns.current, audio, self._judge)
+        seconds = audio.size / self.ctx.config.audio.sample_rate
+        return Probe(self.ctx.turns.current, audio, lambda heard: self._judge(heard, seconds))
 
-    def _judge(self, heard: str) -> None:  # on the recogniser's thread
-        user = self._barge_in.judge(heard)
+    def _judge(self, heard: str, seconds: float) -> None:  # on the recogniser's thread
+        user = self._barge_in.judge(heard, seconds)
         log.info("speech over the reply: %r is %s", heard, "the user" if user else "its echo")
         self._verdicts.put(user)
 
