@@ -114,8 +114,8 @@ class WordsFirst(BargeInPolicy):
         # repeats the reply's own phrases, where the user's question has new ones.
         words = words_of(heard)
         # a CJK character is about half a word's time (Mandarin: 4-6 a second)
-        spoken = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
-        if not self.min_words <= len(words) or spoken > self.max_words_per_s * seconds:
+        units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
+        if not self.min_words <= len(words) or units > self.max_words_per_s * seconds:
             return False
         with self._lock:
             said = [_stem(word) for word in words_of(self._spoken)]
