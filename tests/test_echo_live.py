@@ -9,7 +9,9 @@ a question, and a real question spoken over its reply must still interrupt it.
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from audio_env import play_into_mic, room, speak
@@ -18,7 +20,13 @@ from live_helpers import EventLog
 from assistant.audio.sinks import SpeakerSink
 from assistant.audio.sources import MicrophoneSource
 from assistant.config import AssistantConfig
-from assistant.events import AudioFinished, AudioStarted, FinalTranscript, TurnCancelled
+from assistant.events import (
+    AudioFinished,
+    AudioStarted,
+    FinalTranscript,
+    ReplyFinished,
+    TurnCancelled,
+)
 from assistant.pipeline import Assistant, load_engines
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
@@ -49,8 +57,15 @@ def questions(tmp_path_factory):
     folder = tmp_path_factory.mktemp("questions")
     return {
         "ocean": speak("Tell me a fun fact about the ocean.", folder / "ocean.wav"),
-        "capital": speak("What is the capital of France?", folder / "capital.wav"),
+        # flite's voice: Whisper base hears espeak-ng's "of" as "on"
+        "capital": speak("What is the capital of France?", folder / "capital.wav", "slt", "flite"),
     }
+
+
+def with_lead_in(wav: Path, seconds: float, out: Path) -> Path:
+    """The recording after ``seconds`` of silence: a question that lands that far into a reply."""
+    subprocess.run(["sox", str(wav), str(out), "pad", f"{seconds}", "0"], check=True, timeout=60)
+    return out
 
 
 def start(config, engines) -> tuple[Assistant, EventLog]:
@@ -82,27 +97,39 @@ def test_it_finishes_its_reply_without_hearing_itself(
     assert not [e for e in log.of(TurnCancelled) if e.turn == first.turn], log.describe()
 
 
-def test_a_question_over_its_reply_still_interrupts_it(config, engines, questions):
+@pytest.mark.parametrize(
+    "into_reply_s, within_s",
+    [(2.5, 3.0), (0.0, 3.5)],
+    ids=["mid-reply", "as-it-starts"],
+)
+def test_a_question_over_its_reply_interrupts_it_and_is_answered(
+    config, engines, questions, into_reply_s, within_s, tmp_path
+):
+    question = with_lead_in(questions["capital"], into_reply_s, tmp_path / "question.wav")
     with room(60, 100):
         assistant, log = start(config, engines)
         try:
             play_into_mic(questions["ocean"])
             first = log.wait_for(FinalTranscript, timeout=TURN_S)
             log.wait_for(AudioStarted, lambda e: e.turn == first.turn, timeout=TURN_S)
-            asked = time.monotonic()
-            play_into_mic(questions["capital"])  # over the reply, which is still playing
+            asked = time.monotonic() + into_reply_s
+            play_into_mic(question)  # over the reply, which is still playing
             second = log.wait_for(FinalTranscript, lambda e: e.turn > first.turn, timeout=TURN_S)
+            answer = log.wait_for(ReplyFinished, lambda e: e.turn == second.turn, timeout=TURN_S)
             log.wait_for(AudioFinished, lambda e: e.turn == second.turn, timeout=TURN_S)
         finally:
             left = assistant.shutdown()
     assert left == []
-    # Its words are not always heard right yet over a ducked reply (issue #13): what is
-    # checked is that the user, not the echo, took the turn and was answered.
-    assert second.text.strip(), second
     index = next(
         i for i, e in enumerate(log.events) if isinstance(e, TurnCancelled) and e.turn == first.turn
     )
     assert log.events[index].reason == "barge-in", log.describe()
     cut_after = log.arrived[index] - asked
-    print(f"\nbarge-in {cut_after:.2f} s after the question began")
-    assert cut_after < 2.5, log.describe()  # the question is 1.6 s long
+    print(f"\nbarge-in {cut_after:.2f} s after the question began: {second.text!r}")
+    assert cut_after < within_s, log.describe()  # the question is 1.6 s long
+    heard = second.text.lower()
+    assert "france" in heard, log.describe()
+    if into_reply_s:
+        assert "capital" in heard and "paris" in answer.text.lower(), log.describe()
+    # else: the reply's first second, before the canceller has learnt the room, still
+    # hides or blurs the question's first words ("the Tour de France.", issue #13)

@@ -123,16 +123,18 @@ def probe(words, start, recognizer, policy, pre_roll) -> tuple[bool, float | Non
     """What the Endpointing stage's probes decide about speech starting at ``start``
     (found in WebRTC's output; ``words`` is what they transcribe): (interrupts, seconds
     from the start to the verdict, recogniser time included)."""
+    free_s = 0.0  # when the recogniser is done with the probe before (a probe waits for it)
     for after_s in policy.probes_s:
-        end = start + int(after_s * RATE)
+        at_s = max(after_s, free_s)
+        end = start + int(at_s * RATE)
         if end > words.size:
             break
         clip = words[max(0, start - pre_roll) : end]
         began = time.perf_counter()
         text = recognizer.transcribe(clip, speech_known=True).text
-        took = time.perf_counter() - began
+        free_s = at_s + time.perf_counter() - began
         if policy.judge(text, clip.size / RATE):
-            return True, after_s + took
+            return True, free_s
     return False, None
 
 

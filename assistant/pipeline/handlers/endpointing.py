@@ -49,6 +49,7 @@ class _Check:
     at: float  # when the speech started
     probes_s: list[float] = field(default_factory=list)  # seconds of speech: when to probe
     outstanding: bool = False
+    probed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # latest probe's
     # Speech over the reply that ended just before this began (a pause inside one
     # question, made longer by the canceller's suppression): the same question's start.
     before: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -164,6 +165,7 @@ class Endpointing(Handler):
     def _probe(self, audio: np.ndarray) -> Probe:
         assert self._check is not None
         self._check.outstanding = True
+        self._check.probed = audio
         seconds = audio.size / self.ctx.config.audio.sample_rate
         return Probe(self.ctx.turns.current, audio, lambda heard: self._judge(heard, seconds))
 
@@ -197,19 +199,28 @@ class Endpointing(Handler):
         check = self._check
         assert check is not None
         audio = np.concatenate([check.before, event.audio])
-        if not check.outstanding:
+        if check.probed.size > audio.size:
+            # The endpointer, on the canceller's output, cut words off as silence that the
+            # probe, on the words channel, heard: those are the question's last words.
+            audio = check.probed
+        user = check.outstanding and self._verdict()
+        if not user and audio.size > check.probed.size:  # a probe that heard less is no answer
             yield self._probe(audio)
+            user = self._verdict()
         self._end_check()
-        try:
-            user = self._verdicts.get(timeout=_VERDICT_WAIT_S)
-        except queue.Empty:
-            user = False
         if user:
             self.ctx.turns.speech_started(True)
             self._interrupt(check.at)
             yield from self._end_of_turn(dataclasses.replace(event, audio=audio))
         else:  # kept a moment: more speech may follow that shows it was the user
             self._earlier = (audio, event.decided_at)
+
+    def _verdict(self) -> bool:
+        """The outstanding probe's verdict (the echo, if the recogniser takes too long)."""
+        try:
+            return self._verdicts.get(timeout=_VERDICT_WAIT_S)
+        except queue.Empty:
+            return False
 
     def _end_of_turn(self, event: Utterance) -> Iterator[Heard]:
         ctx = self.ctx
