@@ -79,15 +79,11 @@ class HalfDuplex(BargeInPolicy):
 
 class WordsFirst(BargeInPolicy):
     name = "words first"
-    # Back to back while the speech lasts (a probe waits for the one before it): a first
-    # probe that hears a muffled start wrong is soon followed by one that hears more.
-    probes_s = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4)
+    probes_s = (0.6, 1.2)
     min_words = 2  # one word is as often a residue of the echo ("you", "the")
-    # More letters than anyone says in the time: Whisper made them up from the residue
+    # More words than anyone says in the time: Whisper made them up from the residue
     # ("to address the most important issues that we have in the US." from 2 s of echo).
-    # Letters, not words: a muffled question comes back as many short words ("a cafe or
-    # a friend" for "capital of France"), at a speaking rate of letters all the same.
-    max_letters_per_s = 20.0
+    max_words_per_s = 4.0
     echo_share = 0.5  # this share of its word pairs in what the assistant says: its echo
 
     def __init__(
@@ -117,9 +113,9 @@ class WordsFirst(BargeInPolicy):
         # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
         # repeats the reply's own phrases, where the user's question has new ones.
         words = words_of(heard)
-        # a CJK character takes about three letters' time (Mandarin: 4-6 a second)
-        letters = sum(3 if _CJK.match(word) else len(word) for word in words)
-        if not self.min_words <= len(words) or letters > self.max_letters_per_s * seconds:
+        # a CJK character is about half a word's time (Mandarin: 4-6 a second)
+        units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
+        if not self.min_words <= len(words) or units > self.max_words_per_s * seconds:
             return False
         with self._lock:
             said = [_stem(word) for word in words_of(self._spoken)]

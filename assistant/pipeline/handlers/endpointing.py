@@ -203,24 +203,19 @@ class Endpointing(Handler):
             # The endpointer, on the canceller's output, cut words off as silence that the
             # probe, on the words channel, heard: those are the question's last words.
             audio = check.probed
-        user = check.outstanding and self._verdict()
-        if not user and audio.size > check.probed.size:  # a probe that heard less is no answer
+        if not check.outstanding:
             yield self._probe(audio)
-            user = self._verdict()
         self._end_check()
+        try:
+            user = self._verdicts.get(timeout=_VERDICT_WAIT_S)
+        except queue.Empty:
+            user = False
         if user:
             self.ctx.turns.speech_started(True)
             self._interrupt(check.at)
             yield from self._end_of_turn(dataclasses.replace(event, audio=audio))
         else:  # kept a moment: more speech may follow that shows it was the user
             self._earlier = (audio, event.decided_at)
-
-    def _verdict(self) -> bool:
-        """The outstanding probe's verdict (the echo, if the recogniser takes too long)."""
-        try:
-            return self._verdicts.get(timeout=_VERDICT_WAIT_S)
-        except queue.Empty:
-            return False
 
     def _end_of_turn(self, event: Utterance) -> Iterator[Heard]:
         ctx = self.ctx
