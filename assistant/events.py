@@ -81,6 +81,14 @@ class AudioStarted(Event):
 
 
 @dataclass(frozen=True)
+class PhrasePlaying(Event):
+    """A phrase of the reply reaches the speaker at ``at`` (what its echo can be)."""
+
+    text: str
+    at: float
+
+
+@dataclass(frozen=True)
 class AudioFinished(Event):
     interrupted: bool
 

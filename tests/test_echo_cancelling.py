@@ -8,6 +8,8 @@ blocks with the time each starts to play.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from audio_env import read_wav, speak
@@ -29,7 +31,7 @@ from assistant.config import AssistantConfig
 from assistant.echo import backends
 from assistant.echo.backends import create_cancellers
 from assistant.echo.setup import EchoSetup, echo_setup
-from assistant.events import FinalTranscript, ReplyToken, TurnCancelled
+from assistant.events import FinalTranscript, PhrasePlaying, TurnCancelled
 from assistant.pipeline import Assistant, Engines
 from assistant.pipeline.barge_in import HalfDuplex, Verdict, WordsFirst, words_of
 from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
@@ -140,20 +142,23 @@ def test_the_far_end_is_on_the_capture_clock():
 
 def test_words_first_tells_the_echo_from_the_user():
     policy = WordsFirst()
-    policy.follow(FinalTranscript(1, "Tell me about the ocean.", "en"))
-    for word in ["The", "ocean", "covers", "most", "of", "our", "planet"]:
-        policy.follow(ReplyToken(1, " " + word))
-    assert not policy.judge("the ocean covers", 1.1)  # its own voice, come back
-    assert not policy.judge("the oceans cover", 1.1)  # heard with other endings
-    assert not policy.judge("you", 1.1)  # one word: a residue as often as not
-    assert policy.judge("What is the capital of France?", 2.1)
+    policy.follow(PhrasePlaying(1, "The ocean is a vast and mysterious place.", 10.0))
+    policy.follow(PhrasePlaying(1, "It covers most of our planet.", 12.5))
+    assert not policy.judge("it covers most", 13.0, 14.1)  # its own voice, come back
+    assert not policy.judge("the oceans cover", 12.0, 13.1)  # heard with other endings
+    assert not policy.judge("various plays", 11.0, 12.1)  # heard as other words alike
+    assert not policy.judge("you", 13.0, 14.1)  # one word: a residue as often as not
+    assert policy.judge("What is the capital of France?", 12.0, 14.1)
     # more words than the time holds: made up by the recogniser from the residue
     made_up = "to address the most important issues that we have in the US."
-    assert not policy.judge(made_up, 2.1) and policy.judge(made_up, 3.5)
-    assert policy.judge("首都是哪个城市", 1.1)  # quick Mandarin, not made up
-    for piece in (" Ray", "leigh", " scattering"):  # tokens split words
-        policy.follow(ReplyToken(1, piece))
-    assert not policy.judge("Rayleigh scattering", 1.1)
+    assert not policy.judge(made_up, 12.0, 14.1) and policy.judge(made_up, 11.0, 14.5)
+    assert policy.judge("首都是哪个城市", 13.0, 14.1)  # quick Mandarin, not made up
+    policy.follow(PhrasePlaying(1, "Rayleigh scattering.", 40.0))
+    assert not policy.judge("Rayleigh scattering", 40.2, 41.3)
+    # sounding like what it said long before is not sounding like what it says now
+    assert policy.judge("various plays", 40.2, 41.3)
+    policy.follow(FinalTranscript(2, "Tell me more.", "en"))  # a new reply: nothing said yet
+    assert policy.judge("it covers most", 50.0, 51.1)
     assert words_of("你好世界 hello") == ["你", "好", "世", "界", "hello"]
 
 
@@ -210,21 +215,29 @@ def test_speech_over_the_reply_interrupts_only_with_the_users_words(monkeypatch,
         "assistant.pipeline.modes.assistant.echo_setup",
         lambda config, sink: EchoSetup(policy, "test"),
     )
-    chat = FakeChat(hold_after=3)
+    chat = FakeChat(hold_after=4)  # "It is noon." is playing
     engines = Engines(FakeRecognizer(words=heard), chat, FakeVoice())
     mic = ScriptedMicrophone()
     assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
     cancelled: list[TurnCancelled] = []
-    assistant.subscribe(lambda e: cancelled.append(e) if isinstance(e, TurnCancelled) else None)
+    played = threading.Event()  # what its echo would say has reached the speaker
+
+    def follow(event) -> None:
+        if isinstance(event, TurnCancelled):
+            cancelled.append(event)
+        elif isinstance(event, PhrasePlaying):
+            played.set()
+
+    assistant.subscribe(follow)
     assistant.start()
     try:
         turn = assistant.ask("Say something")
-        assert chat.holding.wait(5)  # mid-reply: the assistant is talking
+        assert chat.holding.wait(5) and played.wait(5)  # mid-reply: the assistant is talking
         policy.audible_now = True
         mic.say(tone(0.8), silence(1.0))  # speech over it: its words are checked
         assert mic.wait_drained(10)
         if interrupts:
-            assert chat.replies.get(timeout=5) == ("It is noon.", True)
+            assert chat.replies.get(timeout=5) == ("It is noon. The", True)
             assert [(e.turn, e.reason) for e in cancelled] == [(turn, "barge-in")]
         else:
             chat.release.set()

@@ -15,19 +15,23 @@ that answers itself. So while its voice is audible (the far end played within th
 
 from __future__ import annotations
 
+import collections
 import enum
+import math
 import re
 import threading
 from collections.abc import Callable
 
+from rapidfuzz import fuzz
+
 from assistant.audio.playback_reference import PlaybackReference
 from assistant.echo.presence import EchoPresence
-from assistant.events import Event, FinalTranscript, ReplyToken
+from assistant.events import Event, FinalTranscript, PhrasePlaying
 
 _AUDIBLE_DB = -50.0  # quieter than this is no echo worth fearing
 _TAIL_S = 0.5  # the room's reverberation and the output buffers, after the last sample
 _WORD = re.compile(r"[^\W\d_]+|\d+")
-_SPOKEN_CHARS = 2000  # of the reply kept to compare with (more than it says in a minute)
+_PHRASES_KEPT = 64  # of the reply, as played (more than it says in a minute)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -54,9 +58,9 @@ class BargeInPolicy:
     def on_speech(self, at: float) -> Verdict:
         return Verdict.INTERRUPT
 
-    def judge(self, heard: str, seconds: float) -> bool:
-        """Whether a probe's transcript of ``seconds`` of audio is the user (True) rather
-        than the echo."""
+    def judge(self, heard: str, start: float, end: float) -> bool:
+        """Whether a probe's transcript of the audio captured from ``start`` to ``end``
+        is the user (True) rather than the echo."""
         return True
 
     def checking(self, active: bool) -> None:
@@ -86,6 +90,11 @@ class WordsFirst(BargeInPolicy):
     max_words_per_s = 4.0
     echo_share = 0.5  # this share of its word pairs in what the assistant says: its echo
 
+    # Whisper hears the echo's phrases as other words that sound alike ("various plays"
+    # for "mysterious place"): letters this similar (rapidfuzz's partial ratio, 0-100) to
+    # what the speaker was saying meanwhile are its echo.
+    echo_likeness = 65.0
+
     def __init__(
         self,
         reference: PlaybackReference | None = None,
@@ -95,7 +104,9 @@ class WordsFirst(BargeInPolicy):
         super().__init__(reference)
         self._duck = duck
         self._presence = presence
-        self._spoken = ""  # the reply so far (tokens split words: joined before splitting)
+        self._phrases: collections.deque[tuple[float, str]] = collections.deque(
+            maxlen=_PHRASES_KEPT
+        )  # (when it began to play, its text), oldest first
         self._lock = threading.Lock()
 
     def on_speech(self, at: float) -> Verdict:
@@ -109,28 +120,44 @@ class WordsFirst(BargeInPolicy):
         if self._duck is not None:
             self._duck(active)
 
-    def judge(self, heard: str, seconds: float) -> bool:
-        # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
-        # repeats the reply's own phrases, where the user's question has new ones.
+    def judge(self, heard: str, start: float, end: float) -> bool:
         words = words_of(heard)
         # a CJK character is about half a word's time (Mandarin: 4-6 a second)
         units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
-        if not self.min_words <= len(words) or units > self.max_words_per_s * seconds:
+        if not self.min_words <= len(words) or units > self.max_words_per_s * (end - start):
             return False
-        with self._lock:
-            said = [_stem(word) for word in words_of(self._spoken)]
-        stems = [_stem(word) for word in words]
-        spoken = set(zip(said, said[1:], strict=False))
-        pairs = list(zip(stems, stems[1:], strict=False))
+        # Sounding alike is judged against what was playing meanwhile only: the longer
+        # the text, the more of anyone's words it holds by chance.
+        playing = words_of(self.said_between(start - _TAIL_S, end))
+        if fuzz.partial_ratio(" ".join(words), " ".join(playing)) >= self.echo_likeness:
+            return False
+        # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
+        # repeats the reply's own phrases, where the user's question has new ones.
+        said = words_of(self.said_between(-math.inf, end))  # the reply so far
+        spoken = set(pairs_of([_stem(word) for word in said]))
+        pairs = pairs_of([_stem(word) for word in words])
         echoed = sum(pair in spoken for pair in pairs)
         return echoed < self.echo_share * len(pairs)
 
+    def said_between(self, start: float, end: float) -> str:
+        """The phrases the speaker was playing between ``start`` and ``end`` (each plays
+        until the next begins)."""
+        with self._lock:
+            phrases = list(self._phrases)
+        playing = [i for i, (at, _) in enumerate(phrases) if at <= start]
+        first = playing[-1] if playing else 0
+        return " ".join(text for at, text in phrases[first:] if at <= end)
+
     def follow(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, FinalTranscript):
-                self._spoken = ""
-            elif isinstance(event, ReplyToken):
-                self._spoken = (self._spoken + event.text)[-_SPOKEN_CHARS:]
+            if isinstance(event, FinalTranscript):  # a new turn: a new reply to come
+                self._phrases.clear()
+            elif isinstance(event, PhrasePlaying):
+                self._phrases.append((event.at, event.text))
+
+
+def pairs_of(words: list[str]) -> list[tuple[str, str]]:
+    return list(zip(words, words[1:], strict=False))
 
 
 def _stem(word: str) -> str:

@@ -54,6 +54,7 @@ class Speech:
     ticket: Ticket
     samples: np.ndarray | None  # None marks the end of the reply
     rate: int
+    begins: str = ""  # the phrase whose first samples these are ("" for its later pieces)
 
 
 # -- the interpreter ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``ec
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from assistant.audio.resample import resample  # noqa: E402
 from assistant.config import AssistantConfig  # noqa: E402
 from assistant.echo.speex import SpeexCanceller  # noqa: E402
 from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
-from assistant.events import FinalTranscript, ReplyToken  # noqa: E402
+from assistant.events import PhrasePlaying  # noqa: E402
 from assistant.model_store import ModelStore  # noqa: E402
 from assistant.pipeline.barge_in import WordsFirst  # noqa: E402
 from assistant.tts.piper_engine import PiperEngine  # noqa: E402
@@ -133,7 +134,7 @@ def probe(words, start, recognizer, policy, pre_roll) -> tuple[bool, float | Non
         began = time.perf_counter()
         text = recognizer.transcribe(clip, speech_known=True).text
         free_s = at_s + time.perf_counter() - began
-        if policy.judge(text, clip.size / RATE):
+        if policy.judge(text, max(0, start - pre_roll) / RATE, end / RATE):
             return True, free_s
     return False, None
 
@@ -151,7 +152,16 @@ def measure() -> dict:
     config = AssistantConfig()
     store = ModelStore()
     voice = PiperEngine(config.tts, store)
-    far = resample(np.concatenate(list(voice.synthesize(REPLY))), voice.sample_rate, RATE)
+    # sentence by sentence, as the pipeline's phrases: the policy hears when each plays
+    sentences = re.findall(r"[^.]+\.", REPLY)
+    pieces = [
+        resample(np.concatenate(list(voice.synthesize(s))), voice.sample_rate, RATE)
+        for s in sentences
+    ]
+    onsets = np.cumsum([0] + [p.size for p in pieces[:-1]]) / RATE
+    far = np.concatenate(pieces)
+    played = [PhrasePlaying(1, s.strip(), t) for t0 in (0, far.size / RATE)
+              for s, t in zip(sentences, onsets + t0, strict=True)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "q.wav"
         subprocess.run(["espeak-ng", "-v", "en-us+f3", "-w", str(path), QUESTION], check=True)
@@ -166,8 +176,8 @@ def measure() -> dict:
     for delay in DELAYS_MS:
         for level in LEVELS_DB:
             policy = WordsFirst()
-            policy.follow(FinalTranscript(1, "Tell me about the ocean.", "en"))
-            policy.follow(ReplyToken(1, REPLY))
+            for event in played:
+                policy.follow(event)
             mic = room(far, delay, level)
             out, kept, cpu = cancel(far, mic)
             echo_only = out[measured]

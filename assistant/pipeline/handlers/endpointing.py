@@ -162,15 +162,16 @@ class Endpointing(Handler):
         self._barge_in.checking(False)
         return check
 
-    def _probe(self, audio: np.ndarray) -> Probe:
+    def _probe(self, audio: np.ndarray, end: float) -> Probe:
+        """The recogniser's words for ``audio``, captured until ``end``, to be judged."""
         assert self._check is not None
         self._check.outstanding = True
         self._check.probed = audio
-        seconds = audio.size / self.ctx.config.audio.sample_rate
-        return Probe(self.ctx.turns.current, audio, lambda heard: self._judge(heard, seconds))
+        start = end - audio.size / self.ctx.config.audio.sample_rate
+        return Probe(self.ctx.turns.current, audio, lambda heard: self._judge(heard, start, end))
 
-    def _judge(self, heard: str, seconds: float) -> None:  # on the recogniser's thread
-        user = self._barge_in.judge(heard, seconds)
+    def _judge(self, heard: str, start: float, end: float) -> None:  # the recogniser's thread
+        user = self._barge_in.judge(heard, start, end)
         log.info("speech over the reply: %r is %s", heard, "the user" if user else "its echo")
         self._verdicts.put(user)
 
@@ -189,7 +190,7 @@ class Endpointing(Handler):
             return
         if check.probes_s and at - check.at >= check.probes_s[0]:
             check.probes_s.pop(0)
-            yield self._probe(np.concatenate([check.before, self._endpointer.heard()]))
+            yield self._probe(np.concatenate([check.before, self._endpointer.heard()]), at)
         elif not check.probes_s:  # every probe heard the echo: not listened to further
             self._end_check()
             self.ctx.turns.speech_started(False)
@@ -204,7 +205,7 @@ class Endpointing(Handler):
             # probe, on the words channel, heard: those are the question's last words.
             audio = check.probed
         if not check.outstanding:
-            yield self._probe(audio)
+            yield self._probe(audio, event.decided_at)
         self._end_check()
         try:
             user = self._verdicts.get(timeout=_VERDICT_WAIT_S)

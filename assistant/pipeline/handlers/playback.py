@@ -18,6 +18,7 @@ from assistant.events import (
     AudioFinished,
     AudioStarted,
     ErrorOccurred,
+    PhrasePlaying,
     State,
     StateChanged,
     TurnTimings,
@@ -66,21 +67,26 @@ class Playback(SpeakerStage):
             samples = resample(item.samples, item.rate, self.sink.sample_rate)
             with ctx.turns.lock:
                 if ctx.turns.is_current(ticket):
-                    self.sink.play(samples, self._on_first_sample(ticket) if first else None)
+                    self.sink.play(samples, self._on_start(ticket, first, item.begins))
         except AudioDeviceError as exc:
             ctx.publish(ticket, ErrorOccurred(turn, "audio-out", str(exc)), finishes=True)
         yield from ()
 
-    def _on_first_sample(self, ticket: Ticket):
+    def _on_start(self, ticket: Ticket, first: bool, phrase: str):
+        """What to do when the chunk's first sample plays: the reply has started (its
+        first chunk), a phrase has (what the barge-in policy compares speech with)."""
+        if not first and not phrase:
+            return None
+
         def started(at: float) -> None:
-            ctx = self.ctx
-            if not ctx.turns.started_playing(ticket):
-                return
-            turn = ticket.turn
-            ctx.timer.mark(turn, "first_sample", at)
-            ctx.emit(AudioStarted(turn, at))
-            ctx.emit(StateChanged(turn, State.SPEAKING))
-            ctx.emit(TurnTimings(turn, ctx.timer.timings_ms(turn)))
+            ctx, turn = self.ctx, ticket.turn
+            if first and ctx.turns.started_playing(ticket):
+                ctx.timer.mark(turn, "first_sample", at)
+                ctx.emit(AudioStarted(turn, at))
+                ctx.emit(StateChanged(turn, State.SPEAKING))
+                ctx.emit(TurnTimings(turn, ctx.timer.timings_ms(turn)))
+            if phrase:
+                ctx.emit(PhrasePlaying(turn, phrase, at))
 
         return started
 

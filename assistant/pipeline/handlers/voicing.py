@@ -42,6 +42,7 @@ class Voicing(Handler):
             return
         ctx.mark(ticket, "tts_start")
         first = item.first
+        begins = item.text
         try:
             for samples in phrase_audio(self._tts, item.text):
                 if not ctx.turns.is_current(ticket):
@@ -49,7 +50,8 @@ class Voicing(Handler):
                 if first:
                     samples = trim_quiet_start(samples, rate)
                 ctx.mark(ticket, "tts_first_audio")
-                yield Speech(ticket, samples, rate)
+                yield Speech(ticket, samples, rate, begins)
+                begins = ""
                 if first:
                     first = False
                     ctx.turns.first_audio(ticket)
