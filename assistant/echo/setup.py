@@ -14,6 +14,7 @@ from assistant.audio.playback_reference import PlaybackReference
 from assistant.config import AssistantConfig
 from assistant.echo.backends import create_cancellers, describe
 from assistant.echo.base import EchoCanceller
+from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.pipeline.barge_in import BargeInPolicy, HalfDuplex, Immediate, WordsFirst
 
@@ -28,6 +29,7 @@ class EchoSetup:
     reference: PlaybackReference | None = None
     presence: EchoPresence | None = None  # shared by the canceller stage and the policy
     words: EchoCanceller | None = None  # a second canceller, for what is transcribed
+    double_talk: DoubleTalk | None = None  # fed by the canceller stage, asked by the policy
 
     @property
     def cancelling(self) -> bool:
@@ -58,13 +60,18 @@ def echo_setup(config: AssistantConfig, sink, source=None) -> EchoSetup:
         canceller, words, why = create_cancellers(config.audio.echo_canceller)
         if canceller is not None:
             presence = EchoPresence()
+            double_talk = DoubleTalk(presence)
+            policy = WordsFirst(
+                reference, getattr(sink, "duck", None), presence, double_talk=double_talk
+            )
             return EchoSetup(
-                WordsFirst(reference, duck=getattr(sink, "duck", None), presence=presence),
+                policy,
                 f"echo cancellation on ({describe(canceller, words)})",
                 canceller,
                 reference,
                 presence,
                 words,
+                double_talk,
             )
         log.warning("%s; not listening while the assistant speaks (half duplex)", why)
     return EchoSetup(

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from rapidfuzz import fuzz
 
 from assistant.audio.playback_reference import PlaybackReference
+from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.events import Event, FinalTranscript, PhrasePlaying
 
@@ -94,16 +95,23 @@ class WordsFirst(BargeInPolicy):
     # for "mysterious place"): letters this similar (rapidfuzz's partial ratio, 0-100) to
     # what the speaker was saying meanwhile are its echo.
     echo_likeness = 65.0
+    # The level says what the words cannot: frames louder than any echo of what was
+    # playing (``DoubleTalk``). Whisper hears words in a residue of echo; a person
+    # talking over the reply is, for some of its frames, far above it.
+    min_frames_over_echo = 2
 
     def __init__(
         self,
         reference: PlaybackReference | None = None,
         duck: Callable[[bool], None] | None = None,
         presence: EchoPresence | None = None,
+        *,
+        double_talk: DoubleTalk | None = None,
     ) -> None:
         super().__init__(reference)
         self._duck = duck
         self._presence = presence
+        self._double_talk = double_talk
         self._phrases: collections.deque[tuple[float, str]] = collections.deque(
             maxlen=_PHRASES_KEPT
         )  # (when it began to play, its text), oldest first
@@ -125,6 +133,11 @@ class WordsFirst(BargeInPolicy):
         # a CJK character is about half a word's time (Mandarin: 4-6 a second)
         units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
         if not self.min_words <= len(words) or units > self.max_words_per_s * (end - start):
+            return False
+        if (
+            self._double_talk is not None
+            and self._double_talk.frames_over_echo(start, end) < self.min_frames_over_echo
+        ):
             return False
         # Sounding alike is judged against what was playing meanwhile only: the longer
         # the text, the more of anyone's words it holds by chance.

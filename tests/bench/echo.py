@@ -8,13 +8,15 @@ at an echo level relative to the voice. For each delay and level:
 - false barge-ins per minute of the assistant's speech, from the cancelled echo alone:
   what Silero + the endpointer call speech in AEC3's output (an ``Immediate`` policy
   would stop there), and what survives ``WordsFirst``'s probes through Whisper on Speex's
-  output (what the app does with ``audio.echo_canceller = "auto"``);
+  output and its level test (``DoubleTalk``), as the app does with
+  ``audio.echo_canceller = "auto"``;
 - with a user's question spoken over the reply (as it starts and 0.5 s into it, before
   the cancellers have converged, and at 2, 6 and 10 s of the second pass): the barge-in
   latency (question start to the probe whose words interrupt, the recogniser's time
-  included) and the word error rate of the question as Speex lets it through (and as
-  AEC3 would), cut where it starts (perfect segmentation) and as the endpointer cuts it
-  (from where AEC3's output shows it, pre-roll included);
+  included; the reply ducked from the check's start, as live) and the word error rate
+  of the question as Speex lets it through (and as AEC3 would), cut where it starts
+  (perfect segmentation) and as the endpointer cuts it (from where AEC3's output shows
+  it, pre-roll included);
 - the canceller's CPU time per second of audio.
 
 Run alone with ``python tests/bench/echo.py``; ``make bench`` records it as ``echo``.
@@ -40,6 +42,8 @@ from audio_env import read_wav  # noqa: E402
 from assistant.asr import WhisperRecognizer  # noqa: E402
 from assistant.audio.resample import resample  # noqa: E402
 from assistant.config import AssistantConfig  # noqa: E402
+from assistant.echo.double_talk import DoubleTalk  # noqa: E402
+from assistant.echo.presence import EchoPresence  # noqa: E402
 from assistant.echo.speex import SpeexCanceller  # noqa: E402
 from assistant.echo.webrtc import WebRtcCanceller  # noqa: E402
 from assistant.events import PhrasePlaying  # noqa: E402
@@ -58,6 +62,7 @@ REPLY = (
     "each other across whole ocean basins, and some of their songs change from year to year."
 )
 QUESTION = "What is the capital of France?"
+DUCK = 10 ** (-30 / 20)  # the sink's ducking while speech over the reply is checked
 
 
 def room(far: np.ndarray, delay_ms: float, level_db: float, seed: int = 0) -> np.ndarray:
@@ -85,6 +90,18 @@ def cancel(far: np.ndarray, mic: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
         out[i : i + frame] = webrtc.process(near, played)
         words[i : i + frame] = speex.process(near, played)
     return out, words, (time.process_time() - start) / (out.size / RATE)
+
+
+def double_talk(far: np.ndarray, mic: np.ndarray) -> DoubleTalk:
+    """The level evidence the canceller stage gathers for the policy, over the whole signal."""
+    presence = EchoPresence()
+    evidence = DoubleTalk(presence)
+    frame = RATE // 100
+    for i in range(0, mic.size - frame + 1, frame):
+        near, played = mic[i : i + frame], far[i : i + frame]
+        presence.observe(near, played)
+        evidence.observe(near, played, i / RATE)
+    return evidence
 
 
 def level_db(x: np.ndarray) -> float:
@@ -172,13 +189,18 @@ def measure() -> dict:
     far = np.concatenate([far, far])  # the first pass converges, the second is measured
     measured = slice(far.size // 2, None)
     minutes = (far.size // 2) / RATE / 60
+
+    def policy_for(far: np.ndarray, mic: np.ndarray) -> WordsFirst:
+        policy = WordsFirst(double_talk=double_talk(far, mic))
+        for event in played:
+            policy.follow(event)
+        return policy
+
     rows = []
     for delay in DELAYS_MS:
         for level in LEVELS_DB:
-            policy = WordsFirst()
-            for event in played:
-                policy.follow(event)
             mic = room(far, delay, level)
+            policy = policy_for(far, mic)
             out, kept, cpu = cancel(far, mic)
             echo_only = out[measured]
             starts = speech_starts(echo_only, vad, config.vad)
@@ -199,7 +221,13 @@ def measure() -> dict:
                 cut.append(wer(QUESTION, text))
                 found = speech_starts(cleaned[max(0, at - RATE) :], vad, config.vad)
                 start = max(0, at - RATE) + found[0] if found else at
-                ok, after = probe(words, start, recognizer, policy, pre_roll)
+                # the reply is ducked from the check's start, as the sink does it
+                ducked = far.copy()
+                ducked[start:] *= DUCK
+                talk = room(ducked, delay, level)
+                talk[at : at + question.size] += question
+                _, words, _ = cancel(ducked, talk)
+                ok, after = probe(words, start, recognizer, policy_for(ducked, talk), pre_roll)
                 latencies.append((start - at) / RATE + after if ok else None)
             caught = [x for x in latencies if x is not None]
             rows.append(

@@ -23,6 +23,7 @@ import numpy as np
 from assistant.audio.blocks import AudioBlock
 from assistant.audio.playback_reference import PlaybackReference
 from assistant.echo.base import EchoCanceller
+from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.pipeline.stage import Handler, StageContext
 
@@ -39,12 +40,14 @@ class EchoCancelling(Handler):
         reference: PlaybackReference,
         presence: EchoPresence | None = None,
         words: EchoCanceller | None = None,
+        double_talk: DoubleTalk | None = None,
     ) -> None:
         super().__init__(ctx)
         self.canceller = canceller
         self.words = words
         self.reference = reference
         self.presence = presence or EchoPresence()
+        self.double_talk = double_talk
         self._pending = np.zeros(0, dtype=np.float32)
         self._origin: float | None = None  # when sample 0 of the stream was captured
         self._count = 0  # samples received so far
@@ -78,11 +81,14 @@ class EchoCancelling(Handler):
         for i in range(n):
             span = slice(i * frame, (i + 1) * frame)
             near = pending[span]
-            far = self.reference.far_end(first + i * frame / rate, frame)
+            at = first + i * frame / rate
+            far = self.reference.far_end(at, frame)
             # Always run: the cancellers stay adapted to the room even while bypassed.
             out = self.canceller.process(near, far)
             kept = self.words.process(near, far) if self.words is not None else out
             self.presence.observe(near, far)
+            if self.double_talk is not None:
+                self.double_talk.observe(near, far, at)
             echo = self.presence.present
             cleaned[span] = out if echo else near
             if words is not None:
@@ -95,4 +101,8 @@ def cancelling_stages(ctx: StageContext, echo) -> list[Handler]:
     """The canceller stage a mode puts first, or none (``echo`` is an ``EchoSetup``)."""
     if echo.canceller is None or echo.reference is None:
         return []
-    return [EchoCancelling(ctx, echo.canceller, echo.reference, echo.presence, echo.words)]
+    return [
+        EchoCancelling(
+            ctx, echo.canceller, echo.reference, echo.presence, echo.words, echo.double_talk
+        )
+    ]

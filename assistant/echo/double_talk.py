@@ -1,0 +1,44 @@
+"""Moments the microphone hears more than the speaker could have put there: someone talking.
+
+The echo a microphone picks up is at most about as loud as what the speaker played in
+the moments before (the room's delay and reverberation), times the room's echo return,
+which ``EchoPresence`` measures. A frame well above that cannot be the echo, whatever a
+canceller made of it: a person is talking over the reply. ``WordsFirst`` asks for such
+frames under a probe's words before it believes them: Whisper finds words in a residue
+of echo (more so while the canceller is still learning the room, or after the stream's
+timing moved), but the residue is never louder than the echo it came from.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from assistant.echo.presence import EchoPresence, frame_db
+
+_OVER_DB = 10.0  # this far above the loudest echo the last moments could give
+_PATH_FRAMES = 40  # 10 ms frames: the room's delay and reverberation, and device slack
+_QUIET_DB = -55.0  # quieter frames are no one's voice
+_KEPT = 1000  # frames over the echo remembered: 10 s, longer than any check
+
+
+class DoubleTalk:
+    def __init__(self, presence: EchoPresence) -> None:
+        self._presence = presence
+        self._far: collections.deque[float] = collections.deque(maxlen=_PATH_FRAMES)
+        self._over: collections.deque[float] = collections.deque(maxlen=_KEPT)
+
+    def observe(self, near: np.ndarray, far: np.ndarray, at: float) -> None:
+        """One frame of the microphone, captured from ``at``, and of what played meanwhile."""
+        self._far.append(frame_db(far))
+        echo_return = self._presence.echo_return_db
+        if echo_return is None:  # the room is not known yet: no frame proves anything
+            return
+        near_db = frame_db(near)
+        if near_db > _QUIET_DB and near_db > max(self._far) + echo_return + _OVER_DB:
+            self._over.append(at)
+
+    def frames_over_echo(self, start: float, end: float) -> int:
+        """How many frames captured between ``start`` and ``end`` were louder than any echo."""
+        return sum(start <= at <= end for at in list(self._over))

@@ -1,0 +1,81 @@
+"""Frames louder than any echo of what was playing: someone talking over the reply.
+
+The echo is the assistant's voice (espeak-ng) through simulated rooms; the user is
+another voice mixed in, as loud as the echo, with the reply ducked once the check
+begins as the live pipeline does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_echo_cancelling import RATE, room, voices  # noqa: F401 (a fixture)
+
+from assistant.echo.double_talk import DoubleTalk
+from assistant.echo.presence import EchoPresence
+from assistant.events import PhrasePlaying
+from assistant.pipeline.barge_in import WordsFirst
+
+FRAME = RATE // 100
+T0 = 500.0
+DUCK = 10 ** (-30 / 20)
+
+
+def listen(far: np.ndarray, mic: np.ndarray) -> DoubleTalk:
+    presence = EchoPresence()
+    double_talk = DoubleTalk(presence)
+    for k in range(0, mic.size - FRAME + 1, FRAME):
+        near, played = mic[k : k + FRAME], far[k : k + FRAME]
+        presence.observe(near, played)
+        double_talk.observe(near, played, T0 + k / RATE)
+    return double_talk
+
+
+def seconds(samples: int) -> float:
+    return T0 + samples / RATE
+
+
+@pytest.mark.parametrize("delay_ms, level_db", [(20, 0), (60, 0), (120, -6), (250, 0), (250, -10)])
+def test_the_echo_alone_is_never_louder_than_the_echo(voices, delay_ms, level_db):  # noqa: F811
+    far = np.concatenate([voices[0], voices[0]])
+    double_talk = listen(far, room(far, delay_ms, level_db))
+    assert double_talk.frames_over_echo(seconds(0), seconds(far.size)) == 0
+
+
+@pytest.mark.parametrize("delay_ms, level_db", [(20, 0), (120, -6), (250, 0)])
+def test_a_voice_over_the_reply_is(voices, delay_ms, level_db):  # noqa: F811
+    far, user = voices
+    far = np.concatenate([far, far])
+    at = far.size // 2  # the user speaks over the reply...
+    ducked = far.copy()
+    ducked[at + RATE // 10 :] *= DUCK  # ...which is ducked once speech is heard over it
+    mic = room(ducked, delay_ms, level_db)
+    mic[at : at + user.size] += user * 10 ** (level_db / 20)  # as loud as the echo
+    double_talk = listen(ducked, mic)
+    assert double_talk.frames_over_echo(seconds(at), seconds(at + int(0.6 * RATE))) >= 10
+    assert double_talk.frames_over_echo(seconds(0), seconds(at)) == 0
+
+
+def test_nothing_counts_before_the_room_is_known(voices):  # noqa: F811
+    far, user = voices
+    mic = room(far, 60, 0)
+    mic[: user.size] += user  # over the reply's first words: no echo return measured yet
+    double_talk = listen(far, mic)
+    assert double_talk.frames_over_echo(seconds(0), seconds(int(0.45 * RATE))) == 0
+
+
+def test_words_over_the_reply_need_a_voice_louder_than_its_echo(voices):  # noqa: F811
+    far, user = voices
+    far = np.concatenate([far, far])
+    at = far.size // 2
+    ducked = far.copy()
+    ducked[at + RATE // 10 :] *= DUCK
+    mic = room(ducked, 60, 0)
+    mic[at : at + user.size] += user
+    double_talk = listen(ducked, mic)
+    policy = WordsFirst(double_talk=double_talk)
+    policy.follow(PhrasePlaying(1, "The ocean covers most of our planet.", seconds(0)))
+    question = "What is the capital of France?"
+    assert policy.judge(question, seconds(at), seconds(at + 2 * RATE))
+    # the same words heard in the echo alone (a recogniser's invention) are not the user
+    assert not policy.judge(question, seconds(at - 3 * RATE), seconds(at - RATE))
