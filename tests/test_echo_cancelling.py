@@ -140,6 +140,20 @@ def test_the_far_end_is_on_the_capture_clock():
     assert reference.level_db(10.02, 10.08) > -20 and reference.level_db(11.0, 11.5) < -100
 
 
+def test_the_far_end_follows_the_device_over_an_underrun():
+    """Block times jitter by a few ms and are kept to the sample count, but after the
+    device ran dry (silence it inserted itself) the next block plays when it says."""
+    reference = PlaybackReference(RATE)
+    tone = np.full(960, 0.25, np.float32)  # 20 ms blocks
+    for k in range(10):
+        reference.played(tone, DEVICE_RATE, 10.0 + k * 0.02 + (0.004 if k % 2 else 0.0))
+    # continuous (no hole where a block came 4 ms late), up to soxr's hold-back
+    assert min(reference.level_db(t, t + 0.005) for t in np.arange(10.04, 10.18, 0.005)) > -20
+    reference.played(tone, DEVICE_RATE, 10.230, after_gap=True)  # after 30 ms of silence
+    assert reference.level_db(10.19, 10.228) < -100  # the gap, where the device made it
+    assert reference.level_db(10.231, 10.236) > -20  # and the stream goes on after it
+
+
 def test_words_first_tells_the_echo_from_the_user():
     policy = WordsFirst()
     policy.follow(PhrasePlaying(1, "The ocean is a vast and mysterious place.", 10.0))

@@ -9,6 +9,7 @@ a question, and a real question spoken over its reply must still interrupt it.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from pathlib import Path
@@ -37,6 +38,12 @@ STORY = (
     "You are a storyteller. Always answer with a long story of at least six full sentences. "
     "Do not use lists, markdown or emoji."
 )
+
+
+@pytest.fixture(autouse=True)
+def probes_logged(caplog):
+    """What each probe of speech over the reply heard, and the verdict, shown on failure."""
+    caplog.set_level(logging.INFO, logger="assistant.pipeline.handlers.endpointing")
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +123,11 @@ def test_a_question_over_its_reply_interrupts_it_and_is_answered(
         finally:
             left = assistant.shutdown()
     assert left == []
-    index = next(
+    cancelled = [
         i for i, e in enumerate(log.events) if isinstance(e, TurnCancelled) and e.turn == first.turn
-    )
+    ]
+    assert cancelled, log.describe()  # the reply went on over the question
+    index = cancelled[0]
     assert log.events[index].reason == "barge-in", log.describe()
     cut_after = log.arrived[index] - asked
     print(f"\nbarge-in {cut_after:.2f} s after the question began: {second.text!r}")

@@ -23,7 +23,7 @@ _KEEP_S = 4.0  # more than any room's echo path plus the device buffers
 class PlaybackReference:
     def __init__(self, rate: int = 16000) -> None:
         self.rate = rate
-        self._incoming: collections.deque[tuple[np.ndarray, int, float]] = collections.deque()
+        self._incoming: collections.deque[tuple[np.ndarray, int, float, bool]] = collections.deque()
         self._lock = threading.Lock()
         self._resampler: StreamResampler | None = None
         self._device_rate = 0
@@ -31,10 +31,12 @@ class PlaybackReference:
         self._chunks: list[np.ndarray] = []
         self._next_at: float | None = None  # where the resampled stream has got to
 
-    def played(self, samples: np.ndarray, rate: int, at: float) -> None:
+    def played(self, samples: np.ndarray, rate: int, at: float, *, after_gap: bool = False) -> None:
         """A block the device plays from ``at`` on (called on the audio thread: it only
-        queues a copy)."""
-        self._incoming.append((np.array(samples, dtype=np.float32), rate, at))
+        queues a copy). ``after_gap``: the device ran dry before it (an underrun) and
+        played silence nobody handed it, so the block plays later than the blocks before
+        it make it seem."""
+        self._incoming.append((np.array(samples, dtype=np.float32), rate, at, after_gap))
 
     def far_end(self, start: float, n: int) -> np.ndarray:
         """The ``n`` samples played from ``start`` on; zeros where nothing played."""
@@ -60,15 +62,20 @@ class PlaybackReference:
 
     def _absorb(self) -> None:
         while self._incoming:
-            samples, rate, at = self._incoming.popleft()
+            samples, rate, at, after_gap = self._incoming.popleft()
             if rate != self._device_rate:
                 self._resampler, self._device_rate = StreamResampler(rate, self.rate), rate
                 self._next_at = None
             assert self._resampler is not None
             resampled = self._resampler(samples)
             # Contiguous blocks continue the stream where it got to, so the resampler's own
-            # hold-back does not shift them; a gap (the stream restarted) starts afresh.
-            if self._next_at is None or abs(at - self._next_at) > 0.05:
+            # hold-back does not shift them; a gap (the stream restarted, or the device
+            # says it ran dry) starts afresh.
+            if (
+                self._next_at is None
+                or abs(at - self._next_at) > 0.05
+                or (after_gap and at > self._next_at)
+            ):
                 self._next_at = at
             if resampled.size:
                 self._starts.append(self._next_at)

@@ -168,7 +168,8 @@ class SpeakerSink:
             out *= np.linspace(self._applied_gain, self._gain, frames, dtype=np.float32)
             self._applied_gain = self._gain
         if self.reference is not None:
-            self.reference.played(out, self.sample_rate, now + dac_delay)
+            ran_dry = bool(status and status.output_underflow)
+            self.reference.played(out, self.sample_rate, now + dac_delay, after_gap=ran_dry)
         for callback, at in started:
             callback(at)
 
