@@ -123,6 +123,13 @@ class Endpointer:
         """The current utterance so far (pre-roll included)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
+    def drop_utterance(self) -> None:
+        """Forget the current utterance (it was the assistant's echo); its last windows
+        become the pre-roll, so speech that goes on starts a new utterance of its own."""
+        if self._in_speech:
+            self._pre_roll.extend(self._frames[-self._pre_roll.maxlen :])
+        self._reset()
+
     def prepend(self, audio: np.ndarray) -> None:
         """Put ``audio`` (speech heard just before) in front of the current utterance."""
         if self._in_speech and audio.size:

@@ -9,6 +9,7 @@ blocks with the time each starts to play.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -258,6 +259,64 @@ def test_speech_over_the_reply_interrupts_only_with_the_users_words(monkeypatch,
             text, was_cancelled = chat.replies.get(timeout=5)
             assert not was_cancelled and text == chat.script
             assert cancelled == [] and chat.questions == ["Say something"]
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
+
+
+class PacedMicrophone(ScriptedMicrophone):
+    """Hands out a block per 32 ms of audio, stamped with when its last sample was
+    captured, as a device does (the scripted one hands it out as fast as it is read)."""
+
+    def start(self) -> None:
+        super().start()
+        self._t0, self._read = time.monotonic(), 0
+
+    def read(self, timeout: float):
+        self._read += BLOCK
+        due = self._t0 + self._read / RATE
+        if self._closed.wait(max(0.0, due - time.monotonic())):
+            return None
+        block = super().read(timeout)
+        return None if block is None else AudioBlock(block.samples, due)
+
+
+def test_speech_going_on_after_its_echo_was_heard_is_checked_again(monkeypatch):
+    """The voice detector stays on across the echo and then the user (a canceller still
+    learning the room): once a check has heard only the echo, what follows is checked
+    afresh instead of being ignored with it."""
+
+    class EchoThenUser(_Audible):
+        def __init__(self) -> None:
+            super().__init__()
+            self.judged: list[float] = []
+
+        def judge(self, heard: str, start: float, end: float) -> bool:
+            self.judged.append(start)
+            return len(self.judged) > len(self.probes_s)  # the first check's: its echo
+
+    policy = EchoThenUser()
+    monkeypatch.setattr(
+        "assistant.pipeline.modes.assistant.echo_setup",
+        lambda config, sink: EchoSetup(policy, "test"),
+    )
+    chat = FakeChat(hold_after=4)
+    engines = Engines(FakeRecognizer(words=("tell", "me", "more")), chat, FakeVoice())
+    mic = PacedMicrophone()  # probes run after seconds of speech: audio time must pass
+    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
+    cancelled: list[TurnCancelled] = []
+    assistant.subscribe(lambda e: cancelled.append(e) if isinstance(e, TurnCancelled) else None)
+    assistant.start()
+    try:
+        turn = assistant.ask("Say something")
+        assert chat.holding.wait(5)
+        policy.audible_now = True
+        mic.say(tone(4.0), silence(1.0))  # no pause between the echo and the user
+        assert mic.wait_drained(10)
+        assert chat.replies.get(timeout=5)[1] is True  # interrupted
+        assert [(e.turn, e.reason) for e in cancelled] == [(turn, "barge-in")]
+        first_check, second_check = policy.judged[0], policy.judged[len(policy.probes_s)]
+        assert second_check > first_check  # its audio starts after the echo's
     finally:
         chat.release.set()
         assert assistant.shutdown() == []

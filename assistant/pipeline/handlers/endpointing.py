@@ -191,9 +191,13 @@ class Endpointing(Handler):
         if check.probes_s and at - check.at >= check.probes_s[0]:
             check.probes_s.pop(0)
             yield self._probe(np.concatenate([check.before, self._endpointer.heard()]), at)
-        elif not check.probes_s:  # every probe heard the echo: not listened to further
+        elif not check.probes_s:
+            # Every probe heard the echo. Speech that goes on is checked afresh, not
+            # ignored with it: while the canceller is still learning the room its echo
+            # can keep the voice detector on for seconds, and the user's question then
+            # comes inside that "utterance".
             self._end_check()
-            self.ctx.turns.speech_started(False)
+            self._endpointer.drop_utterance()
 
     def _last_check(self, event: Utterance) -> Iterator[Probe | Heard]:
         """The utterance ended while its words were being checked: decide on all of it."""
