@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import string
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ class FileDecoding:
 
 
 FILE_DECODING = FileDecoding()
+
+# A live decode that ends in a phrase repeated this often, over this many characters,
+# has looped (a capped loop is too short for the compression ratio to show it).
+LOOP_COPIES = 3
+LOOP_MIN_CHARS = 40
 
 
 def contains_speech(audio: np.ndarray) -> bool:
@@ -156,6 +162,27 @@ def said_once(text: str) -> str | None:
             continue
         if all(words[i] == words[i % period] for i in range(period, len(words))):
             return " ".join(words[:period])
+    return None
+
+
+def without_loop(text: str) -> str | None:
+    """The text up to the first copy of a phrase Whisper then repeats to the end.
+
+    "I'm going to die, come on, come on, come on, come on, come on, come" gives "I'm going
+    to die, come on,". Only a phrase said at least LOOP_COPIES times over at least
+    LOOP_MIN_CHARS counts: people say "no, no, no", not that. None if the text does not
+    end in such a loop.
+    """
+    words = text.split()
+    keys = [word.strip(string.punctuation).casefold() for word in words]  # "Come" "on."
+    for period in range(1, len(words) // LOOP_COPIES + 1):
+        i = len(words) - 1
+        while i - period >= 0 and keys[i] == keys[i - period]:
+            i -= 1
+        start = i + 1 - period  # the first copy of the phrase
+        repeated = words[start:]
+        if len(repeated) >= LOOP_COPIES * period and len(" ".join(repeated)) >= LOOP_MIN_CHARS:
+            return " ".join(words[: start + period])
     return None
 
 
@@ -442,6 +469,7 @@ class WhisperRecognizer:
         ``file_decoding``: a recording's options; None decodes as a live turn.
         """
         cfg = self.config
+        duration_s = audio.size / SAMPLE_RATE
         if file_decoding is not None:
             decoding = {
                 "beam_size": file_decoding.beam_size,
@@ -453,8 +481,13 @@ class WhisperRecognizer:
                 "beam_size": cfg.beam_size,
                 "temperature": 0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
                 "condition_on_previous_text": False,
+                # Whisper can loop until its token cap (448, ~9 ms a token here), a short
+                # window more often; speech runs well under 8 tokens a second, so the cap
+                # follows the speech (per 30 s window, as faster-whisper applies it).
+                "max_new_tokens": (
+                    None if timestamps else 16 + 8 * math.ceil(min(duration_s, 30.0))
+                ),
             }
-        duration_s = audio.size / SAMPLE_RATE
         if frames is not None:
             # Real silence after the speech, not faster-whisper's zero features: the model
             # has only ever seen the former, and mishears less on it.
@@ -477,18 +510,22 @@ class WhisperRecognizer:
             log_prob_threshold=cfg.log_prob_threshold,
             compression_ratio_threshold=cfg.compression_ratio_threshold,
             **decoding,
-            # A short window can make Whisper loop until the token cap, ~9 ms a token here;
-            # speech runs well under 8 tokens a second, so the cap follows the speech.
-            max_new_tokens=None if frames is None else 16 + 8 * math.ceil(duration_s),
         )
         kept, looped = [], False
         for s in segments:
             if progress is not None:
                 progress(s.end)
-            text, loops = s.text.strip(), self._looping(s)
-            if loops and frames is not None and s.no_speech_prob < cfg.no_speech_threshold:
+            text = s.text.strip()
+            loops = self._looping(s) or (not timestamps and without_loop(text) is not None)
+            if loops and not timestamps and s.no_speech_prob < cfg.no_speech_threshold:
+                # The loop only repeated what was said: keep it once. On a fitted window
+                # only whole sentences, as the full window may hear more; on the full one
+                # (the last try), the words before any loop, so that the words heard, a
+                # caption's translation above all, are not lost to it.
                 once = said_once(text)
-                if once is not None:  # the loop only repeated what was said: keep it once
+                if once is None and frames is None:
+                    once = without_loop(text)
+                if once is not None:
                     text, loops = once, False
             looped |= loops
             if text and not loops and (self._keep_unlikely or not self._silent(s)):

@@ -269,6 +269,19 @@ def test_a_compute_type_the_cpu_cannot_run_is_a_setting_error_not_a_bad_model():
         WhisperRecognizer(folder, AsrConfig(device="cpu", compute_type=unsupported))
 
 
+def test_speech_that_ends_in_a_repeated_phrase_keeps_it_once_rather_than_nothing(
+    engines, speech_dir
+):
+    """Whisper's loops look like a phrase said over and over, and so does a person who
+    says one four times; the filter used to drop the whole utterance (an interpreter's
+    caption got an empty translation when Whisper's translate task looped on it). Now the
+    words before the loop and the phrase once are kept."""
+    phrase = "Please listen to me"
+    audio = read_audio(speak(", ".join([phrase] * 4) + ".", speech_dir / "repeated.wav"))
+    heard = engines.recognizer.transcribe(audio, language="en").text
+    assert wer(phrase, heard) <= 0.25, heard
+
+
 def test_a_fitted_window_that_loops_falls_back_to_the_full_one(engines, speech_dir, monkeypatch):
     """A fitted window now and then sends Whisper round in a loop (seen live: "Tell me a
     fun fact about the ocean. Tell me a fun fact about the...", dropped by the filter, so

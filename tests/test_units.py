@@ -265,3 +265,18 @@ def test_a_decode_that_only_repeats_the_question_keeps_it_once():
     assert said_once(question) is None
     assert said_once("the ocean the ocean the ocean") is None
     assert said_once(f"{question} Tell me another one.") is None
+
+
+def test_a_decode_that_ends_in_a_loop_keeps_the_words_before_it_and_the_phrase_once():
+    from assistant.asr import without_loop
+
+    looped = "I'm going to die, come on, come on, come on, come on, come on, come on, come"
+    assert without_loop(looped) == "I'm going to die, come on,"
+    fool = "I'm not a fool, I'm not a fool, I'm not a fool, I'm not a"
+    assert without_loop(fool) == "I'm not a fool,"
+    assert without_loop("No. " * 12) == "No."
+    # What people do say: a phrase twice, a short one three times, or no repeat at all.
+    assert without_loop("Come on, come on, let's go now, we are going to be late.") is None
+    assert without_loop("No, no, no.") is None
+    assert without_loop("I'm going to go to the library") is None
+    assert without_loop("") is None
