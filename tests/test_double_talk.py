@@ -64,6 +64,20 @@ def test_nothing_counts_before_the_room_is_known(voices):  # noqa: F811
     assert double_talk.frames_over_echo(seconds(0), seconds(int(0.45 * RATE))) == 0
 
 
+def test_nothing_counts_once_the_reply_has_stopped_playing(voices):  # noqa: F811
+    """What the microphone hears once the speaker has been silent for the whole path
+    may still be the reply, come later than the path allows (a clean-clone run answered
+    its own echo heard as the reply ended): no frame there proves a person talking."""
+    far, _ = voices
+    silence = np.zeros(2 * RATE, np.float32)
+    played = np.concatenate([far, silence])
+    mic = room(played, 60, 0)
+    late = far[-RATE:] * 0.7  # the last second of the reply again, half a second late
+    mic[far.size + RATE // 2 : far.size + RATE // 2 + late.size] += late
+    double_talk = listen(played, mic)
+    assert double_talk.frames_over_echo(seconds(far.size), seconds(played.size)) == 0
+
+
 def test_words_over_the_reply_need_a_voice_louder_than_its_echo(voices):  # noqa: F811
     far, user = voices
     far = np.concatenate([far, far])

@@ -20,6 +20,7 @@ from assistant.echo.presence import EchoPresence, frame_db
 _OVER_DB = 10.0  # this far above the loudest echo the last moments could give
 _PATH_FRAMES = 40  # 10 ms frames: the room's delay and reverberation, and device slack
 _QUIET_DB = -55.0  # quieter frames are no one's voice
+_NOTHING_PLAYED_DB = -80.0  # below even a ducked reply's quietest sounds: silence
 _KEPT = 1000  # frames over the echo remembered: 10 s, longer than any check
 
 
@@ -35,8 +36,14 @@ class DoubleTalk:
         echo_return = self._presence.echo_return_db
         if echo_return is None:  # the room is not known yet: no frame proves anything
             return
+        loudest = max(self._far)
+        if loudest <= _NOTHING_PLAYED_DB:
+            # Nothing played in the last moments, so nothing to talk over; and what the
+            # microphone hears then may still be the reply, later than the path allows
+            # (a device's buffer, a stalled stream), above a silent far end.
+            return
         near_db = frame_db(near)
-        if near_db > _QUIET_DB and near_db > max(self._far) + echo_return + _OVER_DB:
+        if near_db > _QUIET_DB and near_db > loudest + echo_return + _OVER_DB:
             self._over.append(at)
 
     def frames_over_echo(self, start: float, end: float) -> int:
