@@ -102,7 +102,12 @@ LANGUAGE_PRIOR = 4.0
 
 
 def system_language() -> str | None:
-    """The desktop's language as a Whisper code (LANG=fr_FR.UTF-8 gives "fr"), if any."""
+    """The desktop's language as a Whisper code (LANG=fr_FR.UTF-8 gives "fr"), if any.
+
+    The C and POSIX locales give English: programs, this one included, speak English
+    there (a minimal install or a container is often left on C.UTF-8), and without a
+    hint Whisper base takes a short English question for French or Japanese now and then.
+    """
     import locale
     import os
 
@@ -114,7 +119,9 @@ def system_language() -> str | None:
     ):
         if value:  # the first one set decides, as for the C library
             code = value.split("_")[0].split(".")[0].lower()
-            return code if code in language_codes() else None  # "c", "posix": none
+            if code in ("c", "posix"):
+                return "en"
+            return code if code in language_codes() else None
     return None
 
 

@@ -171,14 +171,11 @@ class Stream:
 
 def start_listen(pulse, ready: Path, *args: str) -> subprocess.Popen:
     """``voice-assistant listen`` on the test PulseAudio server, creating ``ready`` once
-    it listens; its stdout and stderr are text pipes. It runs as on an English desktop
-    (the questions are English): with no desktop language, as under CI's C locale,
-    Whisper base now and then takes a synthetic question for French, and the reply is
-    French read by the English voice."""
+    it listens; its stdout and stderr are text pipes."""
     return subprocess.Popen(
         [sys.executable, "-m", "assistant", "listen", *args, "--ready-file", str(ready)],
         cwd=REPO,
-        env={**os.environ, **pulse.env, "LC_MESSAGES": "en_US.UTF-8"},
+        env={**os.environ, **pulse.env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -86,7 +86,9 @@ def test_pick_language_and_the_desktop_language(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "fr_FR.UTF-8")
     assert system_language() == "fr"
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")  # untranslated programs: English
+    assert system_language() == "en"
+    monkeypatch.setenv("LC_ALL", "tlh_XX")  # no language Whisper knows: no hint
     assert system_language() is None
     monkeypatch.setenv("LC_ALL", "pt_BR")
     assert system_language() == "pt"
