@@ -123,12 +123,18 @@ class Endpointer:
         """The current utterance so far (pre-roll included)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
-    def drop_utterance(self) -> None:
+    def drop_utterance(self) -> np.ndarray:
         """Forget the current utterance (it was the assistant's echo); its last windows
-        become the pre-roll, so speech that goes on starts a new utterance of its own."""
+        become the pre-roll, so speech that goes on starts a new utterance of its own.
+        Returns the rest of it, the audio before that pre-roll."""
+        dropped = np.zeros(0, np.float32)
         if self._in_speech:
-            self._pre_roll.extend(self._frames[-self._pre_roll.maxlen :])
+            kept = self._pre_roll.maxlen
+            self._pre_roll.extend(self._frames[-kept:])
+            if self._frames[:-kept]:
+                dropped = np.concatenate(self._frames[:-kept])
         self._reset()
+        return dropped
 
     def prepend(self, audio: np.ndarray) -> None:
         """Put ``audio`` (speech heard just before) in front of the current utterance."""

@@ -54,6 +54,8 @@ def test_a_voice_over_the_reply_is(voices, delay_ms, level_db):  # noqa: F811
     double_talk = listen(ducked, mic)
     assert double_talk.frames_over_echo(seconds(at), seconds(at + int(0.6 * RATE))) >= 10
     assert double_talk.frames_over_echo(seconds(0), seconds(at)) == 0
+    onset = double_talk.first_over_echo(seconds(0), seconds(at + int(0.6 * RATE)), 2)
+    assert onset is not None and seconds(at) <= onset < seconds(at) + 0.3, onset - seconds(at)
 
 
 def test_nothing_counts_before_the_room_is_known(voices):  # noqa: F811

@@ -322,6 +322,63 @@ def test_speech_going_on_after_its_echo_was_heard_is_checked_again(monkeypatch):
         assert assistant.shutdown() == []
 
 
+def test_a_question_begun_inside_its_echo_keeps_its_first_words(monkeypatch):
+    """The user starts talking while the echo still holds the voice detector on (the
+    session's first reply, a canceller still learning the room): the probes of that
+    "utterance" hear mostly echo, but its level shows where a voice stood out from it.
+    The audio from there goes in front of the check that follows, so the question keeps
+    its first words."""
+
+    class EchoThenUser(_Audible):
+        onset_after_s = 0.8  # into the first check, the level says a voice began
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.judged: list[tuple[float, float]] = []
+            self.onsets: list[float] = []
+
+        def judge(self, heard: str, start: float, end: float) -> bool:
+            self.judged.append((start, end))
+            return len(self.judged) > len(self.probes_s)  # the first check's: its echo
+
+        def voice_onset(self, start: float, end: float) -> float | None:
+            self.onsets.append(start + self.onset_after_s)
+            return self.onsets[-1]
+
+    policy = EchoThenUser()
+    monkeypatch.setattr(
+        "assistant.pipeline.modes.assistant.echo_setup",
+        lambda config, sink: EchoSetup(policy, "test"),
+    )
+    chat = FakeChat(hold_after=4)
+    words = tuple(f"w{i}" for i in range(40))
+    engines = Engines(FakeRecognizer(words=words), chat, FakeVoice())
+    mic = PacedMicrophone()
+    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
+    assistant.start()
+    try:
+        assistant.ask("Say something")
+        assert chat.holding.wait(5)
+        policy.audible_now = True
+        mic.say(tone(4.0), silence(1.0))
+        assert mic.wait_drained(10)
+        assert chat.replies.get(timeout=5)[1] is True  # interrupted
+        (onset,) = policy.onsets
+        second_start, _ = policy.judged[len(policy.probes_s)]
+        # the second check hears from just before the voice began, not from its own start
+        assert onset - 0.4 < second_start < onset, (second_start, onset)
+        policy.audible_now = False
+        chat.release.set()
+        assert chat.replies.get(timeout=5)[1] is False  # the question is answered
+        # a word per 0.25 s: the question holds the speech from the onset on
+        first_check = policy.judged[0][0]
+        after_onset_s = 4.0 - (onset - first_check)
+        assert len(chat.questions[-1].split()) >= round(after_onset_s / 0.25) - 1, chat.questions
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
+
+
 def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
     """The first words alone read as echo (one word); the rest, after a pause, shows it was
     the user: the turn holds both parts."""

@@ -48,4 +48,13 @@ class DoubleTalk:
 
     def frames_over_echo(self, start: float, end: float) -> int:
         """How many frames captured between ``start`` and ``end`` were louder than any echo."""
-        return sum(start <= at <= end for at in list(self._over))
+        return len(self._between(start, end))
+
+    def first_over_echo(self, start: float, end: float, at_least: int) -> float | None:
+        """When the first frame louder than any echo between ``start`` and ``end`` was
+        captured, if there were ``at_least`` such frames there; else None."""
+        over = self._between(start, end)
+        return over[0] if len(over) >= max(1, at_least) else None
+
+    def _between(self, start: float, end: float) -> list[float]:
+        return [at for at in list(self._over) if start <= at <= end]

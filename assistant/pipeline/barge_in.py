@@ -67,6 +67,11 @@ class BargeInPolicy:
     def checking(self, active: bool) -> None:
         """Speech over the reply is being checked (``active``), or no longer."""
 
+    def voice_onset(self, start: float, end: float) -> float | None:
+        """When, between ``start`` and ``end``, a person began to talk over the reply, as
+        far as its level tells (words aside); None if it does not tell."""
+        return None
+
     def follow(self, event: Event) -> None:
         """Every pipeline event (a policy may keep track of what is being said)."""
 
@@ -151,6 +156,11 @@ class WordsFirst(BargeInPolicy):
         pairs = pairs_of([_stem(word) for word in words])
         echoed = sum(pair in spoken for pair in pairs)
         return echoed < self.echo_share * len(pairs)
+
+    def voice_onset(self, start: float, end: float) -> float | None:
+        if self._double_talk is None:
+            return None
+        return self._double_talk.first_over_echo(start, end, self.min_frames_over_echo)
 
     def said_between(self, start: float, end: float) -> str:
         """The phrases the speaker was playing between ``start`` and ``end`` (each plays

@@ -40,6 +40,7 @@ from assistant.vad import (
 log = logging.getLogger(__name__)
 _VERDICT_WAIT_S = 5.0  # a probe's words, once the utterance is over
 _JOIN_S = 1.5  # speech over the reply this soon after earlier speech continues it
+_ONSET_MARGIN_S = 0.3  # a voice starts softer than the frames that stand out from the echo
 
 
 @dataclass
@@ -196,8 +197,18 @@ class Endpointing(Handler):
             # ignored with it: while the canceller is still learning the room its echo
             # can keep the voice detector on for seconds, and the user's question then
             # comes inside that "utterance".
+            onset = self._barge_in.voice_onset(check.at, at)
             self._end_check()
-            self._endpointer.drop_utterance()
+            heard = self._endpointer.heard().size
+            dropped = self._endpointer.drop_utterance()
+            if onset is not None:
+                # The level heard someone start talking in it: from there on it is the
+                # start of the question the next check hears, not echo to forget.
+                rate = self.ctx.config.audio.sample_rate
+                dropped_end = at - (heard - dropped.size) / rate  # the new pre-roll follows
+                carried = round((dropped_end - onset + _ONSET_MARGIN_S) * rate)
+                if carried > 0:
+                    self._earlier = (dropped[-carried:], at)
 
     def _last_check(self, event: Utterance) -> Iterator[Probe | Heard]:
         """The utterance ended while its words were being checked: decide on all of it."""
