@@ -2,7 +2,9 @@
 
 Besides decoding, this module owns the "was anything said?" decision: Whisper invents
 text for silence and noise, so segments are dropped on a high no-speech probability
-with a low log-probability, or on a compression ratio that signals a repetition loop.
+with a low log-probability. A live decode that loops (a compression ratio too high, or
+a phrase repeated to the end) is tried again on the full window, then kept up to the
+loop's first copy, so speech that was heard is not lost with the loop.
 """
 
 from __future__ import annotations
