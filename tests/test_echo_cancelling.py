@@ -281,36 +281,59 @@ class PacedMicrophone(ScriptedMicrophone):
         return None if block is None else AudioBlock(block.samples, due)
 
 
-def test_speech_going_on_after_its_echo_was_heard_is_checked_again(monkeypatch):
-    """The voice detector stays on across the echo and then the user (a canceller still
-    learning the room): once a check has heard only the echo, what follows is checked
-    afresh instead of being ignored with it."""
+class _EchoThenUser(_Audible):
+    """Its first check's probes hear the echo, every later probe the user."""
 
-    class EchoThenUser(_Audible):
-        def __init__(self) -> None:
-            super().__init__()
-            self.judged: list[float] = []
+    onset_after_s: float | None = None  # the level's voice onset, this far into a check
 
-        def judge(self, heard: str, start: float, end: float) -> bool:
-            self.judged.append(start)
-            return len(self.judged) > len(self.probes_s)  # the first check's: its echo
+    def __init__(self) -> None:
+        super().__init__()
+        self.judged: list[float] = []  # where each probe's audio starts
+        self.onsets: list[float] = []
 
-    policy = EchoThenUser()
+    def judge(self, heard: str, start: float, end: float) -> bool:
+        self.judged.append(start)
+        return len(self.judged) > len(self.probes_s)
+
+    def voice_onset(self, start: float, end: float) -> float | None:
+        if self.onset_after_s is not None:
+            self.onsets.append(start + self.onset_after_s)
+        return self.onsets[-1] if self.onsets else None
+
+
+def _mid_reply(monkeypatch, policy, mic, words, hold_after=4, follow=None):
+    """An assistant asked "Say something", holding its reply after ``hold_after`` words,
+    its voice audible to ``policy`` from now on; returns it, its chat and the turn."""
     monkeypatch.setattr(
         "assistant.pipeline.modes.assistant.echo_setup",
         lambda config, sink: EchoSetup(policy, "test"),
     )
-    chat = FakeChat(hold_after=4)
-    engines = Engines(FakeRecognizer(words=("tell", "me", "more")), chat, FakeVoice())
-    mic = PacedMicrophone()  # probes run after seconds of speech: audio time must pass
+    chat = FakeChat(hold_after=hold_after)
+    engines = Engines(FakeRecognizer(words=words), chat, FakeVoice())
     assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
-    cancelled: list[TurnCancelled] = []
-    assistant.subscribe(lambda e: cancelled.append(e) if isinstance(e, TurnCancelled) else None)
+    if follow is not None:
+        assistant.subscribe(follow)
     assistant.start()
+    turn = assistant.ask("Say something")
+    if not chat.holding.wait(5):
+        chat.release.set()
+        assistant.shutdown()
+        raise AssertionError("the reply never started")
+    policy.audible_now = True
+    return assistant, chat, turn
+
+
+def test_speech_going_on_after_its_echo_was_heard_is_checked_again(monkeypatch):
+    """The voice detector stays on across the echo and then the user (a canceller still
+    learning the room): once a check has heard only the echo, what follows is checked
+    afresh instead of being ignored with it."""
+    policy, cancelled = _EchoThenUser(), []
+    mic = PacedMicrophone()  # probes run after seconds of speech: audio time must pass
+    assistant, chat, turn = _mid_reply(
+        monkeypatch, policy, mic, ("tell", "me", "more"),
+        follow=lambda e: cancelled.append(e) if isinstance(e, TurnCancelled) else None,
+    )  # fmt: skip
     try:
-        turn = assistant.ask("Say something")
-        assert chat.holding.wait(5)
-        policy.audible_now = True
         mic.say(tone(4.0), silence(1.0))  # no pause between the echo and the user
         assert mic.wait_drained(10)
         assert chat.replies.get(timeout=5)[1] is True  # interrupted
@@ -328,51 +351,24 @@ def test_a_question_begun_inside_its_echo_keeps_its_first_words(monkeypatch):
     "utterance" hear mostly echo, but its level shows where a voice stood out from it.
     The audio from there goes in front of the check that follows, so the question keeps
     its first words."""
-
-    class EchoThenUser(_Audible):
-        onset_after_s = 0.8  # into the first check, the level says a voice began
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.judged: list[tuple[float, float]] = []
-            self.onsets: list[float] = []
-
-        def judge(self, heard: str, start: float, end: float) -> bool:
-            self.judged.append((start, end))
-            return len(self.judged) > len(self.probes_s)  # the first check's: its echo
-
-        def voice_onset(self, start: float, end: float) -> float | None:
-            self.onsets.append(start + self.onset_after_s)
-            return self.onsets[-1]
-
-    policy = EchoThenUser()
-    monkeypatch.setattr(
-        "assistant.pipeline.modes.assistant.echo_setup",
-        lambda config, sink: EchoSetup(policy, "test"),
-    )
-    chat = FakeChat(hold_after=4)
-    words = tuple(f"w{i}" for i in range(40))
-    engines = Engines(FakeRecognizer(words=words), chat, FakeVoice())
+    policy = _EchoThenUser()
+    policy.onset_after_s = 0.8  # into the first check, the level says a voice began
     mic = PacedMicrophone()
-    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
-    assistant.start()
+    words = tuple(f"w{i}" for i in range(40))
+    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, words)
     try:
-        assistant.ask("Say something")
-        assert chat.holding.wait(5)
-        policy.audible_now = True
         mic.say(tone(4.0), silence(1.0))
         assert mic.wait_drained(10)
         assert chat.replies.get(timeout=5)[1] is True  # interrupted
-        (onset,) = policy.onsets
-        second_start, _ = policy.judged[len(policy.probes_s)]
+        onset = policy.onsets[0]
+        second_start = policy.judged[len(policy.probes_s)]
         # the second check hears from just before the voice began, not from its own start
         assert onset - 0.4 < second_start < onset, (second_start, onset)
         policy.audible_now = False
         chat.release.set()
         assert chat.replies.get(timeout=5)[1] is False  # the question is answered
         # a word per 0.25 s: the question holds the speech from the onset on
-        first_check = policy.judged[0][0]
-        after_onset_s = 4.0 - (onset - first_check)
+        after_onset_s = 4.0 - (onset - policy.judged[0])
         assert len(chat.questions[-1].split()) >= round(after_onset_s / 0.25) - 1, chat.questions
     finally:
         chat.release.set()
@@ -382,21 +378,10 @@ def test_a_question_begun_inside_its_echo_keeps_its_first_words(monkeypatch):
 def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
     """The first words alone read as echo (one word); the rest, after a pause, shows it was
     the user: the turn holds both parts."""
-    policy = _Audible()
-    monkeypatch.setattr(
-        "assistant.pipeline.modes.assistant.echo_setup",
-        lambda config, sink: EchoSetup(policy, "test"),
-    )
-    chat = FakeChat(hold_after=3)
+    policy, mic = _Audible(), ScriptedMicrophone()
     words = ("tell", "me", "more", "about", "that", "now")
-    engines = Engines(FakeRecognizer(words=words), chat, FakeVoice())
-    mic = ScriptedMicrophone()
-    assistant = Assistant(AssistantConfig(), engines, mic, FileSink(RATE), vad=energy_vad)
-    assistant.start()
+    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, words, hold_after=3)
     try:
-        assistant.ask("Say something")
-        assert chat.holding.wait(5)
-        policy.audible_now = True
         mic.say(tone(0.3), silence(0.8), tone(0.8), silence(1.0))
         assert mic.wait_drained(10)
         assert chat.replies.get(timeout=5) == ("It is noon.", True)  # interrupted
