@@ -69,6 +69,9 @@ class FileDecoding:
 
 FILE_DECODING = FileDecoding()
 
+_DECODER_POSITIONS = 448  # Whisper's text context
+_PROMPT_TOKENS = 8  # start, language, task, no timestamps, and a margin
+
 # A live decode that ends in a phrase repeated this often, over this many characters,
 # has looped (a capped loop is too short for the compression ratio to show it).
 LOOP_COPIES = 3
@@ -156,6 +159,20 @@ def fit_window(duration_s: float) -> int | None:
     if duration_s > 28.0:
         return None
     return math.ceil(100 * max(8.0, duration_s + 2.0))
+
+
+def live_token_cap(duration_s: float) -> int:
+    """faster-whisper's ``max_new_tokens`` for ``duration_s`` of live speech.
+
+    Whisper can loop until its token cap (~9 ms a token here), a short window more
+    often; speech runs well under 8 tokens a second, so a budget of 16 + 8 a second (per
+    30 s window, as faster-whisper applies it) ends a loop early and never a sentence.
+    CTranslate2's Whisper stops at half of the length faster-whisper asks for (prompt plus
+    ``max_new_tokens``; OpenNMT/CTranslate2 issue 1856), so twice the budget is asked
+    for, within the positions Whisper's decoder has.
+    """
+    budget = 16 + 8 * math.ceil(min(duration_s, 30.0))
+    return min(2 * budget, _DECODER_POSITIONS - _PROMPT_TOKENS)
 
 
 def said_once(text: str) -> str | None:
@@ -490,12 +507,7 @@ class WhisperRecognizer:
                 "beam_size": cfg.beam_size,
                 "temperature": 0.0 if not timestamps else (0.0, 0.2, 0.4, 0.6),
                 "condition_on_previous_text": False,
-                # Whisper can loop until its token cap (448, ~9 ms a token here), a short
-                # window more often; speech runs well under 8 tokens a second, so the cap
-                # follows the speech (per 30 s window, as faster-whisper applies it).
-                "max_new_tokens": (
-                    None if timestamps else 16 + 8 * math.ceil(min(duration_s, 30.0))
-                ),
+                "max_new_tokens": None if timestamps else live_token_cap(duration_s),
             }
         if frames is not None:
             # Real silence after the speech, not faster-whisper's zero features: the model

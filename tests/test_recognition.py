@@ -284,6 +284,21 @@ def test_speech_that_ends_in_a_repeated_phrase_keeps_it_once_rather_than_nothing
     assert wer(phrase, heard) <= 0.25, heard
 
 
+def test_fast_speech_is_transcribed_to_its_last_word(engines, speech_dir):
+    """A live decode is capped at the speech's token budget (a loop ends early), and
+    CTranslate2 gives Whisper half of the length asked for: 28 words in under 5 s lost
+    their last three ("... and book a") before the cap allowed for it."""
+    sentence = (
+        "Please remind me tomorrow morning to call the dentist, buy fresh bread and milk, "
+        "water the tomatoes in the garden, send the report to Maria, and book a table for "
+        "dinner."
+    )
+    audio = read_audio(speak(sentence, speech_dir / "fast.wav", espeak_options=("-s", "340")))
+    assert audio.size / 16000 < 5.0
+    heard = engines.recognizer.transcribe(audio, language="en").text
+    assert re.sub(r"[^a-z ]", "", heard.lower()).endswith("table for dinner"), heard
+
+
 def test_a_fitted_window_that_loops_falls_back_to_the_full_one(engines, speech_dir, monkeypatch):
     """A fitted window now and then sends Whisper round in a loop (seen live: "Tell me a
     fun fact about the ocean. Tell me a fun fact about the...", dropped by the filter, so
