@@ -197,16 +197,20 @@ def without_loop(text: str) -> str | None:
     "I'm going to die, come on, come on, come on, come on, come on, come" gives "I'm going
     to die, come on,". Only a phrase said at least LOOP_COPIES times over at least
     LOOP_MIN_CHARS counts: people say "no, no, no", not that. None if the text does not
-    end in such a loop.
+    end in such a loop. The token cap can cut the last word short ("... a fool, I'm not
+    a fo"): a last word that only begins the one it repeats is left out.
     """
     words = text.split()
     keys = [word.strip(string.punctuation).casefold() for word in words]  # "Come" "on."
     for period in range(1, len(words) // LOOP_COPIES + 1):
-        i = len(words) - 1
+        end = len(words)
+        if keys[-1] != keys[-1 - period] and keys[-1 - period].startswith(keys[-1]):
+            end -= 1  # cut short
+        i = end - 1
         while i - period >= 0 and keys[i] == keys[i - period]:
             i -= 1
         start = i + 1 - period  # the first copy of the phrase
-        repeated = words[start:]
+        repeated = words[start:end]
         if len(repeated) >= LOOP_COPIES * period and len(" ".join(repeated)) >= LOOP_MIN_CHARS:
             return " ".join(words[: start + period])
     return None

@@ -274,6 +274,7 @@ def test_a_decode_that_ends_in_a_loop_keeps_the_words_before_it_and_the_phrase_o
     assert without_loop(looped) == "I'm going to die, come on,"
     fool = "I'm not a fool, I'm not a fool, I'm not a fool, I'm not a"
     assert without_loop(fool) == "I'm not a fool,"
+    assert without_loop(fool + " fo") == "I'm not a fool,"  # the cap cut a word short
     assert without_loop("No. " * 12) == "No."
     # What people do say: a phrase twice, a short one three times, or no repeat at all.
     assert without_loop("Come on, come on, let's go now, we are going to be late.") is None
