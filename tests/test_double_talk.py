@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from test_echo_cancelling import RATE, room, voices  # noqa: F401 (a fixture)
 
+from assistant.audio.playback_reference import PlaybackReference
 from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.events import PhrasePlaying
+from assistant.interpret.echo_guard import EchoGuard
 from assistant.pipeline.barge_in import WordsFirst
 
 FRAME = RATE // 100
@@ -95,3 +97,58 @@ def test_words_over_the_reply_need_a_voice_louder_than_its_echo(voices):  # noqa
     assert policy.judge(question, seconds(at), seconds(at + 2 * RATE))
     # the same words heard in the echo alone (a recogniser's invention) are not the user
     assert not policy.judge(question, seconds(at - 3 * RATE), seconds(at - RATE))
+
+
+# -- the interpreter: a segment heard while its translation plays ---------------------
+
+
+def interpreter_guard(played: np.ndarray, mic: np.ndarray) -> EchoGuard:
+    """The guard of an interpreter whose speaker played ``played`` from T0 on, with
+    ``mic`` what its microphone heard meanwhile."""
+    reference = PlaybackReference(RATE)
+    reference.played(played, RATE, T0)
+    return EchoGuard(WordsFirst(reference).audible, listen(played, mic))
+
+
+@pytest.mark.parametrize("delay_ms, level_db", [(20, 0), (60, 0), (250, -6)])
+def test_the_interpreter_drops_its_translation_heard_back_whatever_the_words(
+    voices,  # noqa: F811
+    delay_ms,
+    level_db,
+):
+    """With the source language fixed, Whisper hears the echo of a French translation
+    as English words that share nothing with it: the level tells it is the echo."""
+    far, _ = voices
+    played = np.concatenate([far, np.zeros(2 * RATE, np.float32)])
+    guard = interpreter_guard(played, room(played, delay_ms, level_db))
+    guard.spoken("Je voudrais une chambre pour deux nuits.", T0)
+    heard = "In the same way, I am in the same level."
+    assert guard.is_echo(heard, seconds(RATE), seconds(far.size))
+    assert guard.is_echo(heard, seconds(RATE // 5), seconds(RATE))  # a partial caption
+    # the same words said once the translation has stopped are someone's
+    assert not guard.is_echo(heard, seconds(far.size + RATE), seconds(played.size))
+
+
+def test_the_interpreter_keeps_a_voice_louder_than_its_echo(voices):  # noqa: F811
+    far, user = voices
+    played = np.concatenate([far, far])
+    at = far.size
+    mic = room(played, 60, -6)
+    mic[at : at + user.size] += user * 10 ** (12 / 20)  # close to the microphone
+    guard = interpreter_guard(played, mic)
+    assert not guard.is_echo("What is the capital of France?", seconds(at), seconds(at + user.size))
+    assert guard.is_echo("What is the capital of France?", seconds(RATE), seconds(at - RATE))
+
+
+def test_the_interpreter_keeps_a_voice_that_goes_on_after_its_translation(voices):  # noqa: F811
+    """As loud as the echo: what counts is that it goes on once the translation has
+    stopped."""
+    far, user = voices
+    played = np.concatenate([far, np.zeros(3 * RATE, np.float32)])
+    at = far.size - user.size // 2  # the second half of the question after the voice
+    mic = room(played, 60, 0)
+    mic[at : at + user.size] += user
+    guard = interpreter_guard(played, mic)
+    assert not guard.is_echo(
+        "What is the capital of France?", seconds(at + RATE // 5), seconds(at + user.size)
+    )

@@ -228,6 +228,47 @@ def test_on_loudspeakers_its_spoken_translation_is_not_captioned_again(tmp_path)
     assert len(segments) == 1, log.describe()
     assert {"book", "room", "nights"} & set(words(segments[0].text)), segments
     assert asked < spoken.at
+    # not even a partial caption of the echo was shown
+    assert {e.segment for e in log.of(SourceCaption)} == {1}, log.describe()
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_on_loudspeakers_an_answer_begun_over_its_translation_is_captioned(tmp_path):
+    """The other person answers as the translation starts, as loud as its echo (so their
+    voice never stands out from it) and goes on after it: their answer is captioned and
+    translated (what the canceller suppressed while both talked aside), and is not
+    dropped as the translation's echo."""
+    from assistant.audio.sinks import SpeakerSink
+    from assistant.audio.sources import MicrophoneSource
+    from assistant.interpret.engines import load_interpreter_engines
+    from assistant.pipeline.modes.interpreter import Interpreter
+
+    config = AssistantConfig()
+    config.interpret.target, config.interpret.source = "fr", "en"
+    question = speak("I would like to book a room for two nights.", tmp_path / "q.wav")
+    answer = speak(
+        "Of course. We have a quiet room on the second floor, with a view of the garden, "
+        "and breakfast is served every morning from seven until ten.",
+        tmp_path / "a.wav",
+    )
+    engines = load_interpreter_engines(config)
+    log = EventLog()
+    with room(60, 100):
+        interpreter = Interpreter(config, engines, MicrophoneSource(), SpeakerSink())
+        interpreter.subscribe(log)
+        interpreter.start()
+        try:
+            play_into_mic(question)
+            log.wait_for(AudioStarted, timeout=SEGMENT_S)
+            play_into_mic(answer)
+            log.wait_for(TranslatedCaption, lambda e: e.segment >= 2, timeout=SEGMENT_S)
+        finally:
+            assert interpreter.shutdown() == []
+            engines.close()
+    texts = [s.text for s in interpreter.record.segments()]
+    assert len(texts) == 2, log.describe()
+    assert {"garden", "breakfast", "morning", "seven"} & set(words(texts[1])), texts
 
 
 @pytest.mark.slow

@@ -143,10 +143,10 @@ def test_auto_takes_mt_then_trusted_llm_then_whisper_then_any_llm():
 def test_echo_guard_drops_what_was_just_spoken_and_keeps_new_words():
     guard = EchoGuard()
     guard.spoken("I would like to book a room for two nights.", at=100.0)
-    assert guard.is_echo("book a room for two nights", ended_at=102.0)
-    assert not guard.is_echo("where is the station please", ended_at=102.0)
-    assert not guard.is_echo("book a room for two nights", ended_at=99.0)  # before it played
-    assert not guard.is_echo("book a room for two nights", ended_at=200.0)  # long after
+    assert guard.is_echo("book a room for two nights", 101.0, 102.0)
+    assert not guard.is_echo("where is the station please", 101.0, 102.0)
+    assert not guard.is_echo("book a room for two nights", 98.0, 99.0)  # before it played
+    assert not guard.is_echo("book a room for two nights", 199.0, 200.0)  # long after
 
 
 # -- the pipeline on stand-in engines -------------------------------------------------

@@ -62,7 +62,8 @@ class Speech:
 class SegmentAudio:
     """The open segment's audio so far (``final``: the segment has closed). ``start`` is
     seconds of audio since the session began; ``ended_at`` the capture time of its last
-    voiced window (``time.monotonic()``), what caption lag is measured from."""
+    voiced window (``time.monotonic()``), what caption lag is measured from;
+    ``started_at`` that of the window that confirmed speech began."""
 
     ticket: Ticket
     index: int
@@ -70,6 +71,7 @@ class SegmentAudio:
     start: float
     final: bool
     ended_at: float
+    started_at: float
     cut: bool = False  # closed at the length cap, not at a pause
 
 

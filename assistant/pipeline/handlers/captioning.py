@@ -10,7 +10,9 @@ detects it with confidence, or at the segment's end: on a second of audio Whispe
 takes French for Japanese. Until then partial captions are all tentative, since their
 words may come back in another language and script; confirmed words are always in the
 segment's language. A closed segment's text goes
-on to translation; one with no words (a cough, noise) is withdrawn.
+on to translation; one with no words (a cough, noise) is withdrawn, and so is one that
+is the app's own translation heard back (``is_echo``), whose partial captions are not
+shown either.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Captioning(Handler):
         recognizer,
         record: CaptionRecord,
         *,
-        is_echo: Callable[[str, float], bool] = lambda text, ended_at: False,
+        is_echo: Callable[[str, float, float], bool] = lambda text, started_at, ended_at: False,
         on_final: Callable[[int, float], None] = lambda index, at: None,
     ) -> None:
         super().__init__(ctx)
@@ -68,7 +70,7 @@ class Captioning(Handler):
         text = self._agreement.final(transcript.text if transcript else "")
         language = self._language or (transcript.language if transcript else "")
         end = item.start + item.audio.size / SAMPLE_RATE
-        if text and self._is_echo(text, item.ended_at):
+        if text and self._is_echo(text, item.started_at, item.ended_at):
             log.info("dropped segment %d: it is the spoken translation (%r)", item.index, text)
             text = ""
         self._publish(item, text, "", language, end, final=True)
@@ -84,6 +86,8 @@ class Captioning(Handler):
         transcript = self._decode(item, final=False)
         if transcript is None or not transcript.text:
             return
+        if self._is_echo(transcript.text, item.started_at, item.ended_at):
+            return  # not shown: the translation heard back, so far
         end = item.start + item.audio.size / SAMPLE_RATE
         if self._language is None:  # not settled: nothing is confirmed yet
             self._publish(item, "", transcript.text, transcript.language, end)

@@ -64,6 +64,7 @@ class Segmenting(Handler):
         self._position = 0  # samples judged so far: the session's audio clock
         self._index = 0
         self._start = 0.0
+        self._started_at = 0.0  # capture time of the open segment's confirmed start
 
     def ticket(self, item):
         return None
@@ -82,12 +83,22 @@ class Segmenting(Handler):
         if isinstance(event, SpeechStart):
             self._index += 1
             self._start = (self._position - self._endpointer.heard().size) / self._rate
+            self._started_at = event.at
             self.ctx.emit(StateChanged(ticket.turn, State.HEARING))
         elif isinstance(event, SpeechProgress):
-            yield SegmentAudio(ticket, self._index, event.audio, self._start, False, at)
+            yield SegmentAudio(
+                ticket, self._index, event.audio, self._start, False, at, self._started_at
+            )
         elif isinstance(event, Utterance):
             self._on_end(self._index, event.speech_end_at)
             yield SegmentAudio(
-                ticket, self._index, event.audio, self._start, True, event.speech_end_at, event.cut
+                ticket,
+                self._index,
+                event.audio,
+                self._start,
+                True,
+                event.speech_end_at,
+                self._started_at,
+                event.cut,
             )
             self.ctx.emit(StateChanged(ticket.turn, State.LISTENING))

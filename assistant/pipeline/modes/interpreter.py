@@ -7,8 +7,8 @@ go out as events and into ``record`` (for export), the translation is read aloud
 target language's voice unless speaking is off.
 
 The app must never translate its own voice: with a canceller running, its voice is taken
-out of the microphone and a segment that is still mostly the spoken translation is
-dropped (``EchoGuard``); where none can run, and on the system-audio input (see
+out of the microphone and a segment that is still the spoken translation (by its level
+or its words) is dropped (``EchoGuard``); where none can run, and on the system-audio input (see
 ``echo_setup``), the input counts as silence while the translation plays (half duplex).
 """
 
@@ -59,7 +59,7 @@ class Interpreter(Mode):
         self.record = CaptionRecord()
         self.lag = SegmentLag()
         self.echo = echo_setup(config, sink, source)
-        guard = EchoGuard()
+        guard = EchoGuard(self.echo.policy.audible, self.echo.double_talk)
         in_a_room = self.echo.reference is not None  # the input may hear the voice
         half_duplex = isinstance(self.echo.policy, HalfDuplex)
         self._translating = Translating(self.ctx, engines.translator, self.record, self.lag)
@@ -78,7 +78,7 @@ class Interpreter(Mode):
                     self.ctx,
                     engines.recognizer,
                     self.record,
-                    is_echo=guard.is_echo if in_a_room else lambda text, at: False,
+                    is_echo=guard.is_echo if in_a_room else lambda text, start, end: False,
                     on_final=lambda index, at: self.lag.mark(index, "caption", at),
                 ),
                 self._translating,
