@@ -17,11 +17,13 @@ import numpy as np
 
 from assistant.echo.presence import EchoPresence, frame_db
 
+FRAME_S = 0.01  # what each observed frame holds: the cancellers' 10 ms
 _OVER_DB = 10.0  # this far above the loudest echo the last moments could give
 _PATH_FRAMES = 40  # 10 ms frames: the room's delay and reverberation, and device slack
 _QUIET_DB = -55.0  # quieter frames are no one's voice
 _NOTHING_PLAYED_DB = -80.0  # below even a ducked reply's quietest sounds: silence
 _KEPT = 1000  # frames over the echo remembered: 10 s, longer than any check
+_SILENT_KEPT = 3000  # frames with the speaker silent remembered: 30 s, past any segment
 
 
 class DoubleTalk:
@@ -29,18 +31,20 @@ class DoubleTalk:
         self._presence = presence
         self._far: collections.deque[float] = collections.deque(maxlen=_PATH_FRAMES)
         self._over: collections.deque[float] = collections.deque(maxlen=_KEPT)
+        self._silent: collections.deque[float] = collections.deque(maxlen=_SILENT_KEPT)
 
     def observe(self, near: np.ndarray, far: np.ndarray, at: float) -> None:
         """One frame of the microphone, captured from ``at``, and of what played meanwhile."""
         self._far.append(frame_db(far))
-        echo_return = self._presence.echo_return_db
-        if echo_return is None:  # the room is not known yet: no frame proves anything
-            return
         loudest = max(self._far)
         if loudest <= _NOTHING_PLAYED_DB:
             # Nothing played in the last moments, so nothing to talk over; and what the
             # microphone hears then may still be the reply, later than the path allows
             # (a device's buffer, a stalled stream), above a silent far end.
+            self._silent.append(at)
+            return
+        echo_return = self._presence.echo_return_db
+        if echo_return is None:  # the room is not known yet: no frame proves anything
             return
         near_db = frame_db(near)
         if near_db > _QUIET_DB and near_db > loudest + echo_return + _OVER_DB:
@@ -49,6 +53,11 @@ class DoubleTalk:
     def frames_over_echo(self, start: float, end: float) -> int:
         """How many frames captured between ``start`` and ``end`` were louder than any echo."""
         return len(self._between(start, end))
+
+    def frames_speaker_silent(self, start: float, end: float) -> int:
+        """How many frames captured between ``start`` and ``end`` no echo can be in:
+        the speaker had played nothing for the whole path before them."""
+        return sum(start <= at <= end for at in list(self._silent))
 
     def first_over_echo(self, start: float, end: float, at_least: int) -> float | None:
         """When the first frame louder than any echo between ``start`` and ``end`` was

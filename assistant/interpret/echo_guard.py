@@ -19,29 +19,19 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
 
-import numpy as np
-
-from assistant.echo.double_talk import DoubleTalk
+from assistant.echo.double_talk import FRAME_S, DoubleTalk
 from assistant.pipeline.barge_in import WordsFirst, words_of
 
 _REMEMBER_S = 30.0  # spoken translations kept for the comparison
 _SHARE = 0.6  # of a segment's words found in what was spoken: an echo
 _ALONE_S = 0.5  # of a segment heard while the voice was silent: someone else talking
-_STEP_S = 0.05  # how finely a segment is checked for the voice being audible
 _ONSET_S = 0.5  # speech is confirmed this long after it began, at most
 
 
 class EchoGuard:
-    def __init__(
-        self,
-        audible: Callable[[float], bool] | None = None,
-        double_talk: DoubleTalk | None = None,
-    ) -> None:
-        """``audible(at)``: whether the voice may be in what the microphone caught at
-        ``at``; with ``double_talk`` (fed by the canceller stage) the level test runs."""
-        self._audible = audible
+    def __init__(self, double_talk: DoubleTalk | None = None) -> None:
+        """With ``double_talk`` (fed by the canceller stage) the level test runs."""
         self._double_talk = double_talk
         self._lock = threading.Lock()
         self._spoken: collections.deque[tuple[float, set[str]]] = collections.deque()
@@ -61,13 +51,12 @@ class EchoGuard:
     def heard_only_echo(self, started_at: float, ended_at: float) -> bool:
         """Whether the voice played for all but a moment of the speech, and nothing in
         it was louder than the voice's echo."""
-        if self._double_talk is None or self._audible is None:
+        double_talk = self._double_talk
+        if double_talk is None:
             return False
-        moments = np.arange(started_at, max(ended_at, started_at) + _STEP_S / 2, _STEP_S)
-        alone_s = sum(not self._audible(float(at)) for at in moments) * _STEP_S
-        if alone_s >= _ALONE_S:
+        if double_talk.frames_speaker_silent(started_at, ended_at) * FRAME_S >= _ALONE_S:
             return False
-        over = self._double_talk.frames_over_echo(started_at - _ONSET_S, ended_at)
+        over = double_talk.frames_over_echo(started_at - _ONSET_S, ended_at)
         return over < WordsFirst.min_frames_over_echo
 
     def _repeats_spoken(self, text: str, ended_at: float) -> bool:

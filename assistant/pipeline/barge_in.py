@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import logging
 import math
 import re
 import threading
@@ -29,6 +30,7 @@ from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.events import Event, FinalTranscript, PhrasePlaying
 
+log = logging.getLogger(__name__)
 _AUDIBLE_DB = -50.0  # quieter than this is no echo worth fearing
 _TAIL_S = 0.5  # the room's reverberation and the output buffers, after the last sample
 _WORD = re.compile(r"[^\W\d_]+|\d+")
@@ -138,16 +140,19 @@ class WordsFirst(BargeInPolicy):
         # a CJK character is about half a word's time (Mandarin: 4-6 a second)
         units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
         if not self.min_words <= len(words) or units > self.max_words_per_s * (end - start):
+            log.debug("%r: too few words, or too many for %.1f s", heard, end - start)
             return False
         if (
             self._double_talk is not None
             and self._double_talk.frames_over_echo(start, end) < self.min_frames_over_echo
         ):
+            log.debug("%r: no voice louder than the echo", heard)
             return False
         # Sounding alike is judged against what was playing meanwhile only: the longer
         # the text, the more of anyone's words it holds by chance.
         playing = words_of(self.said_between(start - _TAIL_S, end))
         if fuzz.partial_ratio(" ".join(words), " ".join(playing)) >= self.echo_likeness:
+            log.debug("%r: sounds like what was playing", heard)
             return False
         # Word pairs, not words: any reply is full of "the", "it" and "is", but an echo
         # repeats the reply's own phrases, where the user's question has new ones.
@@ -155,7 +160,10 @@ class WordsFirst(BargeInPolicy):
         spoken = set(pairs_of([_stem(word) for word in said]))
         pairs = pairs_of([_stem(word) for word in words])
         echoed = sum(pair in spoken for pair in pairs)
-        return echoed < self.echo_share * len(pairs)
+        if echoed >= self.echo_share * len(pairs):
+            log.debug("%r: the reply's own phrases", heard)
+            return False
+        return True
 
     def voice_onset(self, start: float, end: float) -> float | None:
         if self._double_talk is None:

@@ -59,7 +59,7 @@ class Interpreter(Mode):
         self.record = CaptionRecord()
         self.lag = SegmentLag()
         self.echo = echo_setup(config, sink, source)
-        guard = EchoGuard(self.echo.policy.audible, self.echo.double_talk)
+        guard = EchoGuard(self.echo.double_talk)
         in_a_room = self.echo.reference is not None  # the input may hear the voice
         half_duplex = isinstance(self.echo.policy, HalfDuplex)
         self._translating = Translating(self.ctx, engines.translator, self.record, self.lag)
