@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from test_echo_cancelling import RATE, room, voices  # noqa: F401 (a fixture)
 
+from assistant.audio.playback_reference import PlaybackReference
 from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.events import PhrasePlaying
@@ -34,6 +35,25 @@ def listen(far: np.ndarray, mic: np.ndarray) -> DoubleTalk:
 
 def seconds(samples: int) -> float:
     return T0 + samples / RATE
+
+
+def windows_maybe_voice(far: np.ndarray, mic: np.ndarray) -> list[float]:
+    """Where (seconds into ``mic``) a WordsFirst policy says a voice may be starting,
+    asked at every 32 ms voice-detector window as the live pipeline does (the
+    detector's own verdict aside)."""
+    presence = EchoPresence()
+    double_talk = DoubleTalk(presence)
+    reference = PlaybackReference(RATE)
+    reference.played(far, RATE, T0)
+    policy = WordsFirst(reference, lambda down: None, presence, double_talk=double_talk)
+    maybe, window = [], 512
+    for k in range(0, mic.size - FRAME + 1, FRAME):
+        near, played = mic[k : k + FRAME], far[k : k + FRAME]
+        presence.observe(near, played)
+        double_talk.observe(near, played, seconds(k))
+        if (k + FRAME) % window == 0 and policy.may_be_voice(seconds(k - window), seconds(k)):
+            maybe.append(k / RATE)
+    return maybe
 
 
 @pytest.mark.parametrize("delay_ms, level_db", [(20, 0), (60, 0), (120, -6), (250, 0), (250, -10)])
@@ -149,3 +169,24 @@ def test_the_interpreter_keeps_a_voice_that_goes_on_after_its_translation(voices
     assert not guard.is_echo(
         "What is the capital of France?", seconds(at + RATE // 5), seconds(at + user.size)
     )
+
+
+@pytest.mark.parametrize("delay_ms, level_db", [(20, 0), (60, 0), (120, -6)])
+def test_a_voice_starting_over_the_reply_is_told_from_its_echo_at_once(
+    voices,  # noqa: F811
+    delay_ms,
+    level_db,
+):
+    """The canceller may take a voice starting over the reply out with the echo, before
+    the voice detector has confirmed it: where the microphone is louder than the echo
+    could be, it may be someone (``may_be_voice``), from the voice's first window on.
+    The echo alone, once the room is known, never is."""
+    far, user = voices
+    far = np.concatenate([far, far])
+    echo = room(far, delay_ms, level_db)
+    assert [at for at in windows_maybe_voice(far, echo) if at > 1.0] == []
+    at = far.size // 2
+    mic = echo.copy()
+    mic[at : at + user.size] += user * 10 ** (level_db / 20)  # as loud as the echo
+    maybe = [t for t in windows_maybe_voice(far, mic) if t > 1.0]
+    assert maybe and at / RATE <= maybe[0] < at / RATE + 0.1, maybe

@@ -395,6 +395,86 @@ def test_a_pause_inside_a_question_over_the_reply_keeps_its_start(monkeypatch):
         assert assistant.shutdown() == []
 
 
+class _Closer(_Audible):
+    """Its level says a voice may be starting over the reply at the first window the
+    voice detector calls speech (only); it records how the reply is ducked, and when."""
+
+    def __init__(self) -> None:
+        self.ducks: list[tuple[bool, float]] = []
+        super().__init__(duck=lambda down: self.ducks.append((down, time.monotonic())))
+        self.asked: list[float] = []
+        self.judged: list[float] = []
+
+    def may_be_voice(self, start: float, end: float) -> bool:
+        self.asked.append(end)
+        return len(self.asked) == 1
+
+    user = False  # what every probe is judged to be
+
+    def judge(self, heard: str, start: float, end: float) -> bool:
+        self.judged.append(time.monotonic())
+        return self.user
+
+
+def test_a_blip_over_the_reply_makes_room_for_a_moment_only(monkeypatch):
+    """A voice the detector hears for a moment only (under ``min_speech_ms``), as when
+    the canceller takes it out again: the reply is ducked at its first window and comes
+    back a second later, with no check and no interruption."""
+    policy, mic = _Closer(), PacedMicrophone()
+    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, ("tell", "me", "more"))
+    try:
+        mic.say(tone(0.1), silence(1.5))
+        assert mic.wait_drained(10)
+        assert [down for down, _ in policy.ducks] == [True, False]
+        assert 0.9 < policy.ducks[1][1] - policy.ducks[0][1] < 1.6, policy.ducks
+        assert policy.judged == []
+        chat.release.set()
+        assert chat.replies.get(timeout=5) == (chat.script, False)
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
+
+
+def test_the_room_made_for_a_voice_lasts_until_its_check_is_done(monkeypatch):
+    """The voice goes on to be confirmed: its check keeps the reply ducked until its
+    probes are judged (echo here), not just for the moment the room was made for."""
+    policy, mic = _Closer(), PacedMicrophone()
+    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, ("tell", "me", "more"))
+    try:
+        mic.say(tone(2.0), silence(1.5))
+        assert mic.wait_drained(10)
+        assert policy.ducks[0][0] is True and policy.ducks[-1][0] is False, policy.ducks
+        back = next(at for down, at in policy.ducks if not down)
+        assert len(policy.judged) >= 2 and back >= policy.judged[1], (policy.ducks, policy.judged)
+        chat.release.set()
+        assert chat.replies.get(timeout=5) == (chat.script, False)
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
+
+
+def test_a_question_whose_start_only_the_level_heard_keeps_it(monkeypatch):
+    """Its first word, heard for a moment and lost (the canceller took it out), made
+    the reply make room; the check that follows once speech is confirmed hears from
+    there, past the detector's own pre-roll."""
+    policy, mic = _Closer(), PacedMicrophone()
+    policy.user = True
+    words = tuple(f"w{i}" for i in range(20))
+    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, words)
+    try:
+        mic.say(tone(0.15), silence(0.6), tone(1.0), silence(1.0))  # pre-roll: 0.5 s
+        assert mic.wait_drained(10)
+        assert chat.replies.get(timeout=5)[1] is True  # interrupted
+        policy.audible_now = False
+        chat.release.set()
+        assert chat.replies.get(timeout=5)[1] is False  # the question is answered
+        # a word per 0.25 s of speech: 1.15 s with its first word, 1.0 s without
+        assert len(chat.questions[-1].split()) == 5, chat.questions
+    finally:
+        chat.release.set()
+        assert assistant.shutdown() == []
+
+
 def test_headphones_are_told_from_loudspeakers():
     from assistant.echo.presence import EchoPresence
 

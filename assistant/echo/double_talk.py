@@ -32,6 +32,10 @@ class DoubleTalk:
         self._far: collections.deque[float] = collections.deque(maxlen=_PATH_FRAMES)
         self._over: collections.deque[float] = collections.deque(maxlen=_KEPT)
         self._silent: collections.deque[float] = collections.deque(maxlen=_SILENT_KEPT)
+        # (capture time, dB over the loudest echo the path allows) of the latest frames
+        self._excess: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=_PATH_FRAMES
+        )
 
     def observe(self, near: np.ndarray, far: np.ndarray, at: float) -> None:
         """One frame of the microphone, captured from ``at``, and of what played meanwhile."""
@@ -47,8 +51,11 @@ class DoubleTalk:
         if echo_return is None:  # the room is not known yet: no frame proves anything
             return
         near_db = frame_db(near)
-        if near_db > _QUIET_DB and near_db > loudest + echo_return + _OVER_DB:
-            self._over.append(at)
+        excess = near_db - (loudest + echo_return)
+        if near_db > _QUIET_DB:
+            self._excess.append((at, excess))
+            if excess > _OVER_DB:
+                self._over.append(at)
 
     def frames_over_echo(self, start: float, end: float) -> int:
         """How many frames captured between ``start`` and ``end`` were louder than any echo."""
@@ -58,6 +65,13 @@ class DoubleTalk:
         """How many frames captured between ``start`` and ``end`` no echo can be in:
         the speaker had played nothing for the whole path before them."""
         return sum(start <= at <= end for at in list(self._silent))
+
+    def excess_db(self, start: float, end: float) -> float | None:
+        """How far the loudest frame captured between ``start`` and ``end`` (within the
+        last 0.4 s) was over the loudest echo the path allows, in dB; None when no
+        frame there can be told from the echo (silent, nothing playing, room unknown)."""
+        excess = [db for at, db in list(self._excess) if start <= at <= end]
+        return max(excess) if excess else None
 
     def first_over_echo(self, start: float, end: float, at_least: int) -> float | None:
         """When the first frame louder than any echo between ``start`` and ``end`` was

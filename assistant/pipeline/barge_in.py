@@ -69,6 +69,13 @@ class BargeInPolicy:
     def checking(self, active: bool) -> None:
         """Speech over the reply is being checked (``active``), or no longer."""
 
+    def may_be_voice(self, start: float, end: float) -> bool:
+        """Whether what was captured between ``start`` and ``end``, which the voice
+        detector calls speech, is louder than the reply's echo could be: someone may be
+        starting to talk over it (worth making room for, ``checking(True)``, before the
+        detector is sure)."""
+        return False
+
     def voice_onset(self, start: float, end: float) -> float | None:
         """When, between ``start`` and ``end``, a person began to talk over the reply, as
         far as its level tells (words aside); None if it does not tell."""
@@ -106,6 +113,11 @@ class WordsFirst(BargeInPolicy):
     # playing (``DoubleTalk``). Whisper hears words in a residue of echo; a person
     # talking over the reply is, for some of its frames, far above it.
     min_frames_over_echo = 2
+    # A window the voice detector calls speech that is this much louder than the echo
+    # could be: likely someone starting to talk, whose voice the canceller may then take
+    # out with the echo. Echo alone, with the room known, stays within about 1 dB of its
+    # estimate.
+    voice_over_db = 2.0
 
     def __init__(
         self,
@@ -134,6 +146,13 @@ class WordsFirst(BargeInPolicy):
         # when the user's first words must get through.
         if self._duck is not None:
             self._duck(active)
+
+    def may_be_voice(self, start: float, end: float) -> bool:
+        echo_possible = self._presence is None or self._presence.present
+        if self._duck is None or self._double_talk is None or not echo_possible:
+            return False
+        excess = self._double_talk.excess_db(start, end)
+        return excess is not None and excess >= self.voice_over_db and self.audible(end)
 
     def judge(self, heard: str, start: float, end: float) -> bool:
         words = words_of(heard)

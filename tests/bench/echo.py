@@ -5,6 +5,9 @@ simulated room: a direct path after ``delay`` ms and decaying reflections over 2
 at an echo level relative to the voice. For each delay and level:
 
 - echo reduction: microphone level minus WebRTC AEC3's output level, converged half;
+- how often the reply would be ducked for a voice that may be starting over it (a
+  window Silero calls speech in AEC3's output, louder than the echo could be), per
+  minute of echo alone;
 - false barge-ins per minute of the assistant's speech, from the cancelled echo alone:
   what Silero + the endpointer call speech in AEC3's output (an ``Immediate`` policy
   would stop there), and what survives ``WordsFirst``'s probes through Whisper on Speex's
@@ -102,6 +105,35 @@ def double_talk(far: np.ndarray, mic: np.ndarray) -> DoubleTalk:
         presence.observe(near, played)
         evidence.observe(near, played, i / RATE)
     return evidence
+
+
+class _Playing(WordsFirst):
+    """The policy with the reply audible throughout, as it is over the measured pass."""
+
+    def audible(self, at: float) -> bool:
+        return True
+
+
+def rooms_made(far: np.ndarray, mic: np.ndarray, cleaned: np.ndarray, vad, config) -> list[int]:
+    """Sample indices where the Endpointing stage would make room for a voice (duck the
+    reply for up to a second): a window Silero calls speech in AEC3's output that the
+    level test says may be someone (``WordsFirst.may_be_voice``)."""
+    vad.reset()
+    presence = EchoPresence()
+    evidence = DoubleTalk(presence)
+    policy = _Playing(None, lambda down: None, presence, double_talk=evidence)
+    frame, observed, made, until = RATE // 100, 0, [], 0
+    for i in range(0, cleaned.size - WINDOW + 1, WINDOW):
+        while observed + frame <= i + WINDOW:
+            near, played = mic[observed : observed + frame], far[observed : observed + frame]
+            presence.observe(near, played)
+            evidence.observe(near, played, observed / RATE)
+            observed += frame
+        speech = vad(cleaned[i : i + WINDOW]) >= config.threshold
+        if speech and i >= until and policy.may_be_voice(i / RATE, (i + WINDOW) / RATE):
+            made.append(i)
+            until = i + RATE  # the room lasts a second
+    return made
 
 
 def level_db(x: np.ndarray) -> float:
@@ -204,6 +236,7 @@ def measure() -> dict:
             out, kept, cpu = cancel(far, mic)
             echo_only = out[measured]
             starts = speech_starts(echo_only, vad, config.vad)
+            made = [i for i in rooms_made(far, mic, out, vad, config.vad) if i >= far.size // 2]
             residue = kept[measured]
             false = sum(probe(residue, s, recognizer, policy, pre_roll)[0] for s in starts)
             latencies, errors, errors_webrtc, cut = [], [], [], []
@@ -237,6 +270,7 @@ def measure() -> dict:
                     "echo_reduction_db": round(level_db(mic[measured]) - level_db(echo_only), 1),
                     "vad_starts_per_min": round(len(starts) / minutes, 1),
                     "false_barge_ins_per_min": round(false / minutes, 1),
+                    "rooms_made_per_min": round(len(made) / minutes, 1),
                     "barge_ins_caught": f"{len(caught)}/{len(latencies)}",
                     "barge_in_latency_s": round(statistics.median(caught), 2) if caught else None,
                     "double_talk_wer": round(statistics.mean(errors), 3),

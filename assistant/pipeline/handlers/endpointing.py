@@ -9,10 +9,13 @@ Speech that starts while the assistant's voice is audible goes to the mode's bar
 policy (``assistant/pipeline/barge_in.py``): it interrupts at once, is not listened to,
 or is checked first: the recogniser is asked for its words (``Probe``) after a little of
 it, and the turn is cut only if they are the user's, dated from when the speech began.
+A window that may be a voice starting over the reply makes the reply quieter at once,
+before speech is confirmed (``_listen_closer``).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import queue
@@ -29,6 +32,7 @@ from assistant.pipeline.items import Heard, Probe
 from assistant.pipeline.stage import Handler, StageContext
 from assistant.pipeline.vad_windows import VadModel, VadWindows
 from assistant.vad import (
+    WINDOW,
     Endpointer,
     SpeechPaused,
     SpeechProgress,
@@ -41,6 +45,11 @@ log = logging.getLogger(__name__)
 _VERDICT_WAIT_S = 5.0  # a probe's words, once the utterance is over
 _JOIN_S = 1.5  # speech over the reply this soon after earlier speech continues it
 _ONSET_MARGIN_S = 0.3  # a voice starts softer than the frames that stand out from the echo
+# How long the reply makes room for a voice the detector is not yet sure of
+# (``_listen_closer``): enough for it to confirm speech, which the canceller, thrown by
+# the sudden drop of the far end, can take most of a second to pass.
+_CLOSER_S = 1.0
+_RECENT_S = 2.5  # of the words channel kept, for a check to reach back to where room was made
 
 
 @dataclass
@@ -72,6 +81,12 @@ class Endpointing(Handler):
         self._check: _Check | None = None
         self._verdicts: queue.Queue[bool] = queue.Queue()
         self._earlier: tuple[np.ndarray, float] | None = None  # (audio, end) not taken
+        self._closer_until: float | None = None  # the reply makes room for a voice until
+        self._closer_since: float | None = None  # start of the window that looked like one
+        rate = ctx.config.audio.sample_rate
+        self._recent: collections.deque[tuple[float, np.ndarray]] = collections.deque(
+            maxlen=round(_RECENT_S * rate / WINDOW)
+        )  # (capture time of its end, the words channel's window)
         self._endpointer = Endpointer(ctx.config.vad, progress_every_s=partial_every_s)
         self._controls: queue.Queue[tuple[str, object, float]] = queue.Queue()
         self._due: list[tuple[str, object, float]] = []
@@ -88,6 +103,7 @@ class Endpointing(Handler):
         while not self._controls.empty():
             self._due.append(self._controls.get())
         for window, words, at in self._windows.split(block):
+            self._recent.append((at, words))
             while self._due and self._due[0][2] <= at:
                 yield from self._apply(*self._due.pop(0))
             if self.ctx.turns.take_finish_early():
@@ -96,7 +112,10 @@ class Endpointing(Handler):
             for event in self._endpointer.process(words, prob, at):
                 yield from self._on_vad_event(event)
             if self._check is not None:
+                self._closer_until = None  # the check keeps the room made for it
                 yield from self._advance_check(at)
+            else:
+                self._listen_closer(prob, at)
 
     def _apply(self, kind: str, value, at: float) -> Iterator[Heard]:
         if kind == "mode":
@@ -147,14 +166,58 @@ class Endpointing(Handler):
         ctx.emit(StateChanged(ticket.turn, State.HEARING))
 
     # -- speech over the assistant's voice ------------------------------------------
+    def _listen_closer(self, prob: float, at: float) -> None:
+        """A voice may be starting over the reply: the detector calls a window speech
+        that is louder than the echo could be (``may_be_voice``). The canceller, which
+        suppresses the near end hardest while the far end is loud, may take most of it
+        out with the echo, so that the detector never hears enough to confirm speech:
+        the reply makes room for it at once (is ducked, as for a check) until speech is
+        confirmed and a check begins, or for ``_CLOSER_S``. That check's audio starts
+        back at the window heard."""
+        if self._closer_until is not None:
+            if at >= self._closer_until:
+                self._closer_until = None
+                self._barge_in.checking(False)
+            return
+        config = self.ctx.config.vad
+        start = at - WINDOW / self.ctx.config.audio.sample_rate
+        if (
+            prob >= config.threshold
+            and config.barge_in
+            and not self._ptt
+            and self.ctx.turns.busy
+            and not self._endpointer.in_speech
+            and self._barge_in.may_be_voice(start, at)
+        ):
+            self._barge_in.checking(True)
+            self._closer_until = at + _CLOSER_S
+            self._closer_since = start
+            log.info("a voice may have begun over the reply: it is played quieter")
+
     def _begin_check(self, at: float) -> None:
         while not self._verdicts.empty():  # a late answer about earlier speech
             self._verdicts.get()
         self._check = _Check(at, list(self._barge_in.probes_s))
         if self._earlier is not None and at - self._earlier[1] < _JOIN_S:
             self._check.before = self._earlier[0]
+        elif self._closer_since is not None and at - self._closer_since < _JOIN_S:
+            # Room was made for a voice before the detector was sure of it (the canceller
+            # was taking it out): the check's audio starts back there. Its probes keep
+            # their times: one sooner would come before the level can tell the voice.
+            self._check.before = self._words_between(
+                self._closer_since - _ONSET_MARGIN_S,
+                at - self._endpointer.heard().size / self.ctx.config.audio.sample_rate,
+            )
         self._earlier = None
+        self._closer_since = None
         self._barge_in.checking(True)
+
+    def _words_between(self, start: float, end: float) -> np.ndarray:
+        """The words channel's recent windows that began at ``start`` or later and ended
+        by ``end`` (capture times)."""
+        span = WINDOW / self.ctx.config.audio.sample_rate
+        kept = [w for at, w in self._recent if at - span >= start - 1e-6 and at <= end + 1e-6]
+        return np.concatenate(kept) if kept else np.zeros(0, np.float32)
 
     def _end_check(self) -> _Check:
         check = self._check
