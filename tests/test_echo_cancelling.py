@@ -416,41 +416,39 @@ class _Closer(_Audible):
         return self.user
 
 
-def test_a_blip_over_the_reply_makes_room_for_a_moment_only(monkeypatch):
-    """A voice the detector hears for a moment only (under ``min_speech_ms``), as when
-    the canceller takes it out again: the reply is ducked at its first window and comes
-    back a second later, with no check and no interruption."""
+def _uninterrupted_over(monkeypatch, *audio: np.ndarray) -> _Closer:
+    """Plays ``audio`` over a reply whose every probe hears the echo; returns the policy
+    once the reply has finished, uninterrupted."""
     policy, mic = _Closer(), PacedMicrophone()
     assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, ("tell", "me", "more"))
     try:
-        mic.say(tone(0.1), silence(1.5))
+        mic.say(*audio)
         assert mic.wait_drained(10)
-        assert [down for down, _ in policy.ducks] == [True, False]
-        assert 0.9 < policy.ducks[1][1] - policy.ducks[0][1] < 1.6, policy.ducks
-        assert policy.judged == []
         chat.release.set()
         assert chat.replies.get(timeout=5) == (chat.script, False)
     finally:
         chat.release.set()
         assert assistant.shutdown() == []
+    return policy
+
+
+def test_a_blip_over_the_reply_makes_room_for_a_moment_only(monkeypatch):
+    """A voice the detector hears for a moment only (under ``min_speech_ms``), as when
+    the canceller takes it out again: the reply is ducked at its first window and comes
+    back a second later, with no check."""
+    policy = _uninterrupted_over(monkeypatch, tone(0.1), silence(1.5))
+    assert [down for down, _ in policy.ducks] == [True, False]
+    assert 0.9 < policy.ducks[1][1] - policy.ducks[0][1] < 1.6, policy.ducks
+    assert policy.judged == []
 
 
 def test_the_room_made_for_a_voice_lasts_until_its_check_is_done(monkeypatch):
     """The voice goes on to be confirmed: its check keeps the reply ducked until its
     probes are judged (echo here), not just for the moment the room was made for."""
-    policy, mic = _Closer(), PacedMicrophone()
-    assistant, chat, _ = _mid_reply(monkeypatch, policy, mic, ("tell", "me", "more"))
-    try:
-        mic.say(tone(2.0), silence(1.5))
-        assert mic.wait_drained(10)
-        assert policy.ducks[0][0] is True and policy.ducks[-1][0] is False, policy.ducks
-        back = next(at for down, at in policy.ducks if not down)
-        assert len(policy.judged) >= 2 and back >= policy.judged[1], (policy.ducks, policy.judged)
-        chat.release.set()
-        assert chat.replies.get(timeout=5) == (chat.script, False)
-    finally:
-        chat.release.set()
-        assert assistant.shutdown() == []
+    policy = _uninterrupted_over(monkeypatch, tone(2.0), silence(1.5))
+    assert policy.ducks[0][0] is True and policy.ducks[-1][0] is False, policy.ducks
+    back = next(at for down, at in policy.ducks if not down)
+    assert len(policy.judged) >= 2 and back >= policy.judged[1], (policy.ducks, policy.judged)
 
 
 def test_a_question_whose_start_only_the_level_heard_keeps_it(monkeypatch):
