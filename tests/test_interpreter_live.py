@@ -39,6 +39,17 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
+BOOKING = "I would like to book a room for two nights."
+
+
+def heard(text: str, sentence: str) -> bool:
+    """Whether ``text`` holds at least half of ``sentence``'s words: Whisper base hears
+    espeak-ng's "book a room" in several ways ("to room", "mo-caroon"), the rest of the
+    sentence it hears."""
+    said = set(words(sentence))
+    return len(said & set(words(text))) >= len(said) / 2
+
+
 @pytest.fixture(scope="module")
 def recognizer() -> WhisperRecognizer:
     return WhisperRecognizer(ModelStore().whisper_dir(), AsrConfig())
@@ -141,7 +152,7 @@ def test_what_another_app_plays_is_translated_and_its_voice_not_captioned_again(
 ):
     """The monitor input hears everything the computer plays, the app's own voice too:
     the French translation it speaks must not come back as a second caption."""
-    clip = speak("I would like to book a room for two nights.", tmp_path / "en.wav")
+    clip = speak(BOOKING, tmp_path / "en.wav")
     app = interpreting("--to", "fr", "--input", "monitor", "--speak")
     with Recorder("app_out.monitor") as recorder:
         played = time.monotonic()
@@ -153,7 +164,7 @@ def test_what_another_app_plays_is_translated_and_its_voice_not_captioned_again(
     assert app.stop() == 0, app.err.text()
     captions = app.captions()
     assert len(captions) == 1, app.out.text()
-    assert {"book", "room", "nights"} & set(words(captions[0])), captions
+    assert heard(captions[0], BOOKING), captions
     assert translation and not set(words(translation)) <= set(words(captions[0]))
 
 
@@ -170,7 +181,7 @@ def test_partial_captions_settle_and_segments_close_at_pauses(tmp_path):
 
     config = AssistantConfig()
     config.interpret.target, config.interpret.speak = "fr", False
-    first = speak("I would like to book a room for two nights.", tmp_path / "a.wav")
+    first = speak(BOOKING, tmp_path / "a.wav")
     second = speak("Where is the train station, please?", tmp_path / "b.wav")
     engines = load_interpreter_engines(config)
     log = EventLog()
@@ -194,7 +205,7 @@ def test_partial_captions_settle_and_segments_close_at_pauses(tmp_path):
             assert after.startswith(before), (before, after)
     texts = [s.text for s in interpreter.record.segments()]
     assert len(texts) == 2, texts
-    assert {"book", "room"} & set(words(texts[0])) and {"train", "station"} & set(words(texts[1]))
+    assert heard(texts[0], BOOKING) and {"train", "station"} & set(words(texts[1])), texts
     assert all(s.translation for s in interpreter.record.segments())
 
 
@@ -210,7 +221,7 @@ def test_on_loudspeakers_its_spoken_translation_is_not_captioned_again(tmp_path)
 
     config = AssistantConfig()
     config.interpret.target, config.interpret.source = "fr", "en"
-    clip = speak("I would like to book a room for two nights.", tmp_path / "en.wav")
+    clip = speak(BOOKING, tmp_path / "en.wav")
     engines = load_interpreter_engines(config)
     log = EventLog()
     with room(60, 100), Recorder("app_out.monitor") as recorder:
@@ -229,7 +240,7 @@ def test_on_loudspeakers_its_spoken_translation_is_not_captioned_again(tmp_path)
             engines.close()
     segments = interpreter.record.segments()
     assert len(segments) == 1, log.describe()
-    assert {"book", "room", "nights"} & set(words(segments[0].text)), segments
+    assert heard(segments[0].text, BOOKING), segments
     assert asked < spoken.at
     # not even a partial caption of the echo was shown
     assert {e.segment for e in log.of(SourceCaption)} == {1}, log.describe()
@@ -249,7 +260,7 @@ def test_on_loudspeakers_an_answer_begun_over_its_translation_is_captioned(tmp_p
 
     config = AssistantConfig()
     config.interpret.target, config.interpret.source = "fr", "en"
-    question = speak("I would like to book a room for two nights.", tmp_path / "q.wav")
+    question = speak(BOOKING, tmp_path / "q.wav")
     answer = speak(
         "Of course. We have a quiet room on the second floor, with a view of the garden, "
         "and breakfast is served every morning from seven until ten.",
@@ -274,7 +285,7 @@ def test_on_loudspeakers_an_answer_begun_over_its_translation_is_captioned(tmp_p
             assert interpreter.shutdown() == []
             engines.close()
     texts = [s.text for s in interpreter.record.segments()]
-    assert {"book", "room", "nights"} & set(words(texts[0])), texts
+    assert heard(texts[0], BOOKING), texts
     assert ANSWER_WORDS & set(words(" ".join(texts[1:]))), log.describe()
 
 
