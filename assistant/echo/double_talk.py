@@ -3,7 +3,12 @@
 The echo a microphone picks up is at most about as loud as what the speaker played in
 the moments before (the room's delay and reverberation), times the room's echo return,
 which ``EchoPresence`` measures. A frame well above that cannot be the echo, whatever a
-canceller made of it: a person is talking over the reply. ``WordsFirst`` asks for such
+canceller made of it: a person is talking over the reply. Once the room's delay is known
+(``EchoDelay``), "the moments before" are the frames played about that long ago, and
+older ones fainter as the room's reverberation dies away: a person talking as loud as
+the echo stands out in the reply's gaps, even in its first seconds, where the
+canceller has not learnt the room. Until then, and where the delay cannot be told, any
+frame played within the whole path may be echoing. ``WordsFirst`` asks for such
 frames under a probe's words before it believes them: Whisper finds words in a residue
 of echo (more so while the canceller is still learning the room, or after the stream's
 timing moved), but the residue is never louder than the echo it came from.
@@ -12,9 +17,11 @@ timing moved), but the residue is never louder than the echo it came from.
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
+from assistant.echo.echo_delay import EchoDelay
 from assistant.echo.presence import EchoPresence, frame_db
 
 FRAME_S = 0.01  # what each observed frame holds: the cancellers' 10 ms
@@ -22,6 +29,13 @@ _OVER_DB = 10.0  # this far above the loudest echo the last moments could give
 _PATH_FRAMES = 40  # 10 ms frames: the room's delay and reverberation, and device slack
 _QUIET_DB = -55.0  # quieter frames are no one's voice
 _NOTHING_PLAYED_DB = -80.0  # below even a ducked reply's quietest sounds: silence
+# Around the estimated delay, frames that may still be echoing as loud as they played:
+# the estimate moves by a few frames between estimates; a shorter path is covered longer.
+_EARLIER_FRAMES = 4
+_LATER_FRAMES = 8
+# Older frames echo fainter by this much per frame: reverberation dying away by 60 dB in
+# 0.6 s, longer than a living room's or an office's.
+_DECAY_DB_PER_FRAME = 1.0
 _KEPT = 1000  # frames over the echo remembered: 10 s, longer than any check
 _SILENT_KEPT = 3000  # frames with the speaker silent remembered: 30 s, past any segment
 
@@ -30,6 +44,7 @@ class DoubleTalk:
     def __init__(self, presence: EchoPresence) -> None:
         self._presence = presence
         self._far: collections.deque[float] = collections.deque(maxlen=_PATH_FRAMES)
+        self._delay = EchoDelay(max_frames=_PATH_FRAMES - 1 - _EARLIER_FRAMES)
         self._over: collections.deque[float] = collections.deque(maxlen=_KEPT)
         self._silent: collections.deque[float] = collections.deque(maxlen=_SILENT_KEPT)
         # (capture time, dB over the loudest echo the path allows) of the latest frames
@@ -39,7 +54,9 @@ class DoubleTalk:
 
     def observe(self, near: np.ndarray, far: np.ndarray, at: float) -> None:
         """One frame of the microphone, captured from ``at``, and of what played meanwhile."""
+        near_db = frame_db(near)
         self._far.append(frame_db(far))
+        self._delay.observe(self._far[-1], near_db)
         loudest = max(self._far)
         if loudest <= _NOTHING_PLAYED_DB:
             # Nothing played in the last moments, so nothing to talk over; and what the
@@ -50,12 +67,22 @@ class DoubleTalk:
         echo_return = self._presence.echo_return_db
         if echo_return is None:  # the room is not known yet: no frame proves anything
             return
-        near_db = frame_db(near)
-        excess = near_db - (loudest + echo_return)
         if near_db > _QUIET_DB:
-            self._excess.append((at, excess))
-            if excess > _OVER_DB:
+            self._excess.append((at, near_db - (loudest + echo_return)))
+            if near_db - (self._echo_bound() + echo_return) > _OVER_DB:
                 self._over.append(at)
+
+    def _echo_bound(self) -> float:
+        """The loudest frame (dB, as played) whose echo the microphone may be hearing now."""
+        far = list(self._far)
+        lag = self._delay.frames
+        if lag is None:
+            return max(far)
+        arriving = len(far) - 1 - lag  # the frame whose echo arrives now
+        first = max(0, arriving - _EARLIER_FRAMES)
+        near = far[first : max(0, arriving + _LATER_FRAMES + 1)]
+        older = [db - _DECAY_DB_PER_FRAME * (first - k) for k, db in enumerate(far[:first])]
+        return max(near + older, default=-math.inf)
 
     def frames_over_echo(self, start: float, end: float) -> int:
         """How many frames captured between ``start`` and ``end`` were louder than any echo."""

@@ -5,6 +5,8 @@ simulated room: a direct path after ``delay`` ms and decaying reflections over 2
 at an echo level relative to the voice. For each delay and level:
 
 - echo reduction: microphone level minus WebRTC AEC3's output level, converged half;
+- frames of echo alone the level test (``DoubleTalk``) takes for someone talking over the
+  reply (louder than any echo of what played), per minute;
 - how often the reply would be ducked for a voice that may be starting over it (a
   window Silero calls speech in AEC3's output, louder than the echo could be), per
   minute of echo alone;
@@ -233,6 +235,7 @@ def measure() -> dict:
         for level in LEVELS_DB:
             mic = room(far, delay, level)
             policy = policy_for(far, mic)
+            louder = double_talk(far, mic).frames_over_echo(far.size / 2 / RATE, far.size / RATE)
             out, kept, cpu = cancel(far, mic)
             echo_only = out[measured]
             starts = speech_starts(echo_only, vad, config.vad)
@@ -271,6 +274,7 @@ def measure() -> dict:
                     "vad_starts_per_min": round(len(starts) / minutes, 1),
                     "false_barge_ins_per_min": round(false / minutes, 1),
                     "rooms_made_per_min": round(len(made) / minutes, 1),
+                    "echo_frames_louder_than_echo_per_min": round(louder / minutes, 1),
                     "barge_ins_caught": f"{len(caught)}/{len(latencies)}",
                     "barge_in_latency_s": round(statistics.median(caught), 2) if caught else None,
                     "double_talk_wer": round(statistics.mean(errors), 3),
