@@ -46,21 +46,24 @@ class EchoDelay:
 
     def _estimate(self) -> int | None:
         far_db = np.array(self._far)
-        played = np.power(10.0, far_db / 10)
-        heard = np.power(10.0, np.array(self._near) / 10)
         n = far_db.size
-        best, best_r = None, _MIN_CORRELATION
-        for lag in range(-_AHEAD, min(self._max, n - _MIN_PLAYING) + 1):
-            # what was played at frame i, against what was heard at frame i + lag
-            far_at = slice(max(0, -lag), n - max(0, lag))
-            near_at = slice(max(0, lag), n - max(0, -lag))
-            playing = far_db[far_at] >= _PLAYING_DB
-            if playing.sum() < _MIN_PLAYING:
-                continue
-            x, y = played[far_at][playing], heard[near_at][playing]
-            if x.std() == 0 or y.std() == 0:
-                continue
-            r = float(np.corrcoef(x, y)[0, 1])
-            if r > best_r:
-                best, best_r = lag, r
-        return best if best is None or best >= 0 else None
+        if np.count_nonzero(far_db >= _PLAYING_DB) < _MIN_PLAYING:
+            return None  # too little played to be followed
+        lags = np.arange(-_AHEAD, min(self._max, n - _MIN_PLAYING) + 1)
+        # row per lag: what was played at frame i against what was heard at i + lag
+        heard_at = np.arange(n)[None, :] + lags[:, None]
+        pairs = (heard_at >= 0) & (heard_at < n) & (far_db >= _PLAYING_DB)[None, :]
+        x = np.where(pairs, np.power(10.0, far_db / 10)[None, :], 0.0)
+        near = np.power(10.0, np.array(self._near) / 10)
+        y = np.where(pairs, near[np.clip(heard_at, 0, n - 1)], 0.0)
+        count = pairs.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mx, my = x.sum(axis=1) / count, y.sum(axis=1) / count
+            cov = (x * y).sum(axis=1) / count - mx * my
+            vx = (x * x).sum(axis=1) / count - mx * mx
+            vy = (y * y).sum(axis=1) / count - my * my
+            r = np.where((count >= _MIN_PLAYING) & (vx > 0) & (vy > 0), cov / np.sqrt(vx * vy), -1)
+        best = int(np.argmax(r))
+        if r[best] <= _MIN_CORRELATION or lags[best] < 0:
+            return None
+        return int(lags[best])
