@@ -159,6 +159,11 @@ def test_words_over_the_reply_need_a_voice_louder_than_its_echo(voices):  # noqa
     policy.follow(PhrasePlaying(1, "The ocean covers most of our planet.", seconds(0)))
     question = "What is the capital of France?"
     assert policy.judge(question, seconds(at), seconds(at + 2 * RATE))
+    # a probe's clip cut within the question: Whisper completes its last word
+    assert policy.judge("I'm in the capital of France.", seconds(at), seconds(at + 1.1 * RATE))
+    # more words than anyone says in the time: made up from the echo's residue
+    invented = "to address the most important issues that we have in the US."
+    assert not policy.judge(invented, seconds(at), seconds(at + 2 * RATE))
     # the same words heard in the echo alone (a recogniser's invention) are not the user
     assert not policy.judge(question, seconds(at - 3 * RATE), seconds(at - RATE))
 

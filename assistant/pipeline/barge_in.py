@@ -33,7 +33,7 @@ from assistant.events import Event, FinalTranscript, PhrasePlaying
 log = logging.getLogger(__name__)
 _AUDIBLE_DB = -50.0  # quieter than this is no echo worth fearing
 _TAIL_S = 0.5  # the room's reverberation and the output buffers, after the last sample
-_WORD = re.compile(r"[^\W\d_]+|\d+")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+")  # "I'm" is one word
 _PHRASES_KEPT = 64  # of the reply, as played (more than it says in a minute)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
@@ -102,7 +102,11 @@ class WordsFirst(BargeInPolicy):
     min_words = 2  # one word is as often a residue of the echo ("you", "the")
     # More words than anyone says in the time: Whisper made them up from the residue
     # ("to address the most important issues that we have in the US." from 2 s of echo).
+    # The words at either end of a clip may be cut short yet heard whole, Whisper
+    # completing them ("I'm in the capital of France." from 1.1 s of a question): two
+    # words of slack.
     max_words_per_s = 4.0
+    edge_words = 2
     echo_share = 0.5  # this share of its word pairs in what the assistant says: its echo
 
     # Whisper hears the echo's phrases as other words that sound alike ("various plays"
@@ -158,7 +162,8 @@ class WordsFirst(BargeInPolicy):
         words = words_of(heard)
         # a CJK character is about half a word's time (Mandarin: 4-6 a second)
         units = sum(0.5 if _CJK.match(word) else 1.0 for word in words)
-        if not self.min_words <= len(words) or units > self.max_words_per_s * (end - start):
+        most = self.max_words_per_s * (end - start) + self.edge_words
+        if not self.min_words <= len(words) or units > most:
             log.debug("%r: too few words, or too many for %.1f s", heard, end - start)
             return False
         if (

@@ -211,6 +211,10 @@ class Endpointing(Handler):
         self._earlier = None
         self._closer_since = None
         self._barge_in.checking(True)
+        log.debug(
+            "speech over the reply: its words are checked (%.1f s carried)",
+            self._check.before.size / self.ctx.config.audio.sample_rate,
+        )
 
     def _words_between(self, start: float, end: float) -> np.ndarray:
         """The words channel's recent windows that began at ``start`` or later and ended
@@ -229,6 +233,10 @@ class Endpointing(Handler):
     def _probe(self, audio: np.ndarray, end: float) -> Probe:
         """The recogniser's words for ``audio``, captured until ``end``, to be judged."""
         assert self._check is not None
+        log.debug(
+            "speech over the reply: %.1f s of it is transcribed",
+            audio.size / self.ctx.config.audio.sample_rate,
+        )
         self._check.outstanding = True
         self._check.probed = audio
         start = end - audio.size / self.ctx.config.audio.sample_rate
