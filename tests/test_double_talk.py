@@ -240,3 +240,39 @@ def test_a_voice_starting_over_the_reply_is_told_from_its_echo_at_once(
     mic[at : at + user.size] += user * 10 ** (level_db / 20)  # as loud as the echo
     maybe = [t for t in windows_maybe_voice(far, mic) if t > 1.0]
     assert maybe and at / RATE <= maybe[0] < at / RATE + 0.1, maybe
+
+
+def test_a_voice_heard_by_its_level_makes_room_where_its_window_stands_out_less(
+    voices,  # noqa: F811
+):
+    """Someone's first syllable far louder than the echo, the rest of the question as
+    loud as it: a window the voice detector calls speech then may be them, though it is
+    not itself over the echo by ``voice_over_db``: the level test heard them just before.
+    The echo alone never gives the level test such frames."""
+    far, user = voices
+    far = np.concatenate([far, far])
+    echo = room(far, 60, 0)
+    at = far.size // 2
+    mic = echo.copy()
+    mic[at : at + user.size] += user
+    mic[at : at + RATE // 10] += user[: RATE // 10] * 10.0  # the first syllable, close by
+    presence = EchoPresence()
+    double_talk = DoubleTalk(presence)
+    reference = PlaybackReference(RATE)
+    reference.played(far, RATE, T0)
+    policy = WordsFirst(reference, lambda down: None, presence, double_talk=double_talk)
+    window, less_over, echo_windows = 512, [], []
+    for k in range(0, mic.size - FRAME + 1, FRAME):
+        presence.observe(mic[k : k + FRAME], far[k : k + FRAME])
+        double_talk.observe(mic[k : k + FRAME], far[k : k + FRAME], seconds(k))
+        start, end = seconds(k + FRAME - window), seconds(k + FRAME)
+        if (k + FRAME) % window:
+            continue
+        if RATE <= k < at:
+            echo_windows.append(policy.may_be_voice(start, end))
+        elif at + RATE // 5 <= k < at + RATE // 2:
+            excess = double_talk.excess_db(start, end)
+            if excess is not None and excess < policy.voice_over_db:
+                less_over.append(policy.may_be_voice(start, end))
+    assert not any(echo_windows)
+    assert less_over and all(less_over), less_over

@@ -122,6 +122,10 @@ class WordsFirst(BargeInPolicy):
     # out with the echo. Echo alone, with the room known, stays within about 1 dB of its
     # estimate.
     voice_over_db = 2.0
+    # Or the level test heard someone this recently (frames 10 dB over the echo, which
+    # the echo alone never gives): the voice goes on though this window's share of it
+    # stands out less.
+    recent_voice_s = 0.5
 
     def __init__(
         self,
@@ -155,8 +159,13 @@ class WordsFirst(BargeInPolicy):
         echo_possible = self._presence is None or self._presence.present
         if self._duck is None or self._double_talk is None or not echo_possible:
             return False
+        if not self.audible(end):
+            return False
         excess = self._double_talk.excess_db(start, end)
-        return excess is not None and excess >= self.voice_over_db and self.audible(end)
+        if excess is not None and excess >= self.voice_over_db:
+            return True
+        recent = self._double_talk.frames_over_echo(end - self.recent_voice_s, end)
+        return recent >= self.min_frames_over_echo
 
     def judge(self, heard: str, start: float, end: float) -> bool:
         words = words_of(heard)
