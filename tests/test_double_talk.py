@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 from test_echo_cancelling import RATE, room, voices  # noqa: F401 (a fixture)
 
+from assistant.audio.blocks import AudioBlock
 from assistant.audio.playback_reference import PlaybackReference
+from assistant.config import AssistantConfig
+from assistant.echo.backends import create_cancellers
 from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.echo_delay import EchoDelay
 from assistant.echo.presence import EchoPresence, frame_db
 from assistant.events import PhrasePlaying
 from assistant.interpret.echo_guard import EchoGuard
 from assistant.pipeline.barge_in import WordsFirst
+from assistant.pipeline.handlers.echo_cancelling import EchoCancelling
+from assistant.pipeline.stage import StageContext
 
 FRAME = RATE // 100
 T0 = 500.0
@@ -130,6 +135,60 @@ def test_no_delay_is_believed_where_the_echo_would_come_first(voices):  # noqa: 
     ahead = np.concatenate([far[RATE // 20 :], np.zeros(RATE // 20, np.float32)])
     assert delay_found(far, ahead) is None
     assert delay_found(far, np.resize(user, far.size)) is None  # no echo: someone else
+
+
+@pytest.mark.parametrize("before_ms, after_ms", [(200, 60), (250, 20)])
+def test_the_delay_is_learnt_afresh_when_the_microphone_s_times_move(
+    voices,  # noqa: F811
+    before_ms,
+    after_ms,
+):
+    """Halfway through, the echo reads as arriving sooner (the microphone's anchor was
+    found late, or its stream restarted): with the delay learnt before, the echo now
+    comes from frames the level test does not allow for, and reads as a voice."""
+    far = np.concatenate([voices[0], voices[0]])
+    half = far.size // 2
+    mic = np.concatenate([room(far, before_ms, 0)[:half], room(far, after_ms, 0)[half:]])
+
+    def frames_over_after_the_move(told: bool) -> int:
+        presence = EchoPresence()
+        double_talk = DoubleTalk(presence)
+        for k in range(0, mic.size - FRAME + 1, FRAME):
+            if told and k <= half < k + FRAME:
+                double_talk.timing_moved()
+            presence.observe(mic[k : k + FRAME], far[k : k + FRAME])
+            double_talk.observe(mic[k : k + FRAME], far[k : k + FRAME], seconds(k))
+        return double_talk.frames_over_echo(seconds(half), seconds(far.size))
+
+    assert frames_over_after_the_move(told=False) > 0  # the hazard
+    assert frames_over_after_the_move(told=True) == 0
+
+
+def test_the_canceller_stage_tells_when_the_microphone_s_times_move(voices):  # noqa: F811
+    """The stream's first blocks arrived 0.1 s late, so its anchor was set late and the
+    echo (200 ms) read as 300 ms; a block on time moves the anchor, and every later
+    frame's time, 0.1 s earlier: the echo now reads as sooner than the delay learnt,
+    which is learnt again."""
+    far = np.concatenate([voices[0], voices[0]])
+    mic = room(far, 200, 0)
+    reference = PlaybackReference(RATE)
+    reference.played(far, RATE, T0)
+    presence = EchoPresence()
+    double_talk = DoubleTalk(presence)
+    canceller, _, why = create_cancellers("speex")
+    assert canceller is not None, why
+    stage = EchoCancelling(
+        StageContext(AssistantConfig()), canceller, reference, presence, double_talk=double_talk
+    )
+    block, on_time = 512, far.size // 2 // 512 * 512
+    for i in range(0, mic.size - block + 1, block):
+        late = 0.1 if i < on_time else 0.0
+        if i == on_time:
+            assert abs(double_talk.delay_frames - 30) <= 2
+        list(stage.process(AudioBlock(mic[i : i + block], seconds(i + block) + late)))
+        if i == on_time:
+            assert double_talk.delay_frames is None
+    assert abs(double_talk.delay_frames - 20) <= 2
 
 
 def test_nothing_counts_once_the_reply_has_stopped_playing(voices):  # noqa: F811

@@ -84,6 +84,18 @@ class DoubleTalk:
         older = [db - _DECAY_DB_PER_FRAME * (first - k) for k, db in enumerate(far[:first])]
         return max(near + older, default=-math.inf)
 
+    @property
+    def delay_frames(self) -> int | None:
+        """The echo's delay in 10 ms frames, as learnt; None while not known."""
+        return self._delay.frames
+
+    def timing_moved(self) -> None:
+        """The microphone's times moved (its stream restarted, or its anchor was found
+        late): the echo's delay is learnt afresh, any frame played within the whole path
+        counting as echoing until then. A delay that suddenly reads shorter than the one
+        learnt would otherwise put echo outside the frames allowed for."""
+        self._delay = EchoDelay(max_frames=self._delay.max_frames)
+
     def frames_over_echo(self, start: float, end: float) -> int:
         """How many frames captured between ``start`` and ``end`` were louder than any echo."""
         return len(self._between(start, end))

@@ -30,7 +30,7 @@ _AHEAD = 10  # frames the microphone is checked for running ahead of the speaker
 
 class EchoDelay:
     def __init__(self, max_frames: int) -> None:
-        self._max = max_frames
+        self.max_frames = max_frames
         self._far: collections.deque[float] = collections.deque(maxlen=_HISTORY)
         self._near: collections.deque[float] = collections.deque(maxlen=_HISTORY)
         self._count = 0
@@ -49,7 +49,7 @@ class EchoDelay:
         n = far_db.size
         if np.count_nonzero(far_db >= _PLAYING_DB) < _MIN_PLAYING:
             return None  # too little played to be followed
-        lags = np.arange(-_AHEAD, min(self._max, n - _MIN_PLAYING) + 1)
+        lags = np.arange(-_AHEAD, min(self.max_frames, n - _MIN_PLAYING) + 1)
         # row per lag: what was played at frame i against what was heard at i + lag
         heard_at = np.arange(n)[None, :] + lags[:, None]
         pairs = (heard_at >= 0) & (heard_at < n) & (far_db >= _PLAYING_DB)[None, :]

@@ -28,6 +28,9 @@ from assistant.echo.presence import EchoPresence
 from assistant.pipeline.stage import Handler, StageContext
 
 _REANCHOR_S = 0.2  # blocks this much later than the count says: the stream restarted
+# The anchor moved by more than the level test's margin around the echo's delay: that
+# delay, as the microphone's times now read, is not the one learnt.
+_TIMING_MOVED_S = 0.02
 
 
 class EchoCancelling(Handler):
@@ -67,9 +70,13 @@ class EchoCancelling(Handler):
         # A block arrives at or after its last sample was captured, never before: the
         # earliest origin seen is the best, unless the stream was interrupted.
         origin = block.captured_at - self._count / rate
+        before = self._origin
         if self._origin is None or origin - self._origin > _REANCHOR_S:
             self._origin = origin
         self._origin = min(self._origin, origin)
+        moved = before is not None and abs(self._origin - before) > _TIMING_MOVED_S
+        if moved and self.double_talk is not None:
+            self.double_talk.timing_moved()  # the echo's delay moves with the anchor
         pending = np.concatenate([self._pending, block.samples])
         n = pending.size // frame
         if n == 0:
