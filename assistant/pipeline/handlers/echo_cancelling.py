@@ -16,6 +16,7 @@ canceller's (the least echo: what voice activity is looked for in) and the secon
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,6 +28,7 @@ from assistant.echo.double_talk import DoubleTalk
 from assistant.echo.presence import EchoPresence
 from assistant.pipeline.stage import Handler, StageContext
 
+log = logging.getLogger(__name__)
 _REANCHOR_S = 0.2  # blocks this much later than the count says: the stream restarted
 # The anchor moved by more than the level test's margin around the echo's delay: that
 # delay, as the microphone's times now read, is not the one learnt.
@@ -76,6 +78,7 @@ class EchoCancelling(Handler):
         self._origin = min(self._origin, origin)
         moved = before is not None and abs(self._origin - before) > _TIMING_MOVED_S
         if moved and self.double_talk is not None:
+            log.debug("the microphone's times moved by %+.3f s", self._origin - before)
             self.double_talk.timing_moved()  # the echo's delay moves with the anchor
         pending = np.concatenate([self._pending, block.samples])
         n = pending.size // frame
