@@ -329,10 +329,23 @@ def test_hands_free_toggle_switches_the_listening_mode(
 def test_restored_microphone_clears_its_error(
     qtbot, window: MainWindow, recorder: RecordingAssistant
 ) -> None:
+    recorder.publish_from_worker(StateChanged(0, State.LISTENING))
+    qtbot.waitUntil(lambda: window.status.state_text() == "Listening")
+    echo = window.status.echo_text()
     recorder.publish_from_worker(ErrorOccurred(0, "audio-in", "the microphone stopped"))
     recorder.publish_from_worker(ErrorOccurred(0, "audio-out", "no speaker is open"))
     qtbot.waitUntil(lambda: "no speaker" in window.error_banner.text())
+    # the status line does not claim to listen, nor to cancel an echo there is none of
+    assert window.status.state_text() == "Ready"
+    assert window.status.detail_text() == "no microphone: type a question"
+    assert window.conversation.hint().startswith("No microphone")
+    assert window.status.echo_text() == "No speaker"
     recorder.publish_from_worker(DeviceRestored(0, "audio-in"))
     qtbot.waitUntil(lambda: "microphone" not in window.error_banner.text())
     assert "no speaker is open" in window.error_banner.text()
     assert window.error_banner.isVisibleTo(window)
+    assert window.status.state_text() == "Listening"
+    assert window.status.detail_text() == ""
+    assert not window.conversation.hint().startswith("No microphone")
+    recorder.publish_from_worker(DeviceRestored(0, "audio-out"))
+    qtbot.waitUntil(lambda: window.status.echo_text() == echo)

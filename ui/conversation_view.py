@@ -203,6 +203,9 @@ class ConversationView(QScrollArea):
         """What the empty conversation suggests doing (depends on the listening mode)."""
         self._empty.setText(text)
 
+    def hint(self) -> str:
+        return self._empty.text()
+
     def clear(self) -> None:
         for rows in (self._users, self._replies):
             for row in rows.values():

@@ -41,6 +41,10 @@ WINDOW_TITLE = "Voice Assistant"
 _BUSY = (State.THINKING, State.SPEAKING)
 _HINT_PTT = "Hold the talk button (or the Space key) and ask a question."
 _HINT_HANDS_FREE = "Just speak: the assistant listens. You can also hold the talk button."
+# What the status line says while a device is missing (the banner says why)
+_NO_MICROPHONE = "no microphone: type a question"
+_HINT_NO_MICROPHONE = "No microphone is working: type a question below."
+_NO_SPEAKER = "No speaker: replies as text"
 MODES = {"assistant": "Assistant", "interpreter": "Interpreter"}
 
 
@@ -83,6 +87,8 @@ class MainWindow(QMainWindow):
         self._bridge: EngineBridge | None = None
         self._key_talking = False  # Space is holding the talk button
         self._note = ""  # shown next to "Listening" after a turn that produced nothing
+        self._missing: set[str] = set()  # "audio-in", "audio-out": devices not working now
+        self._echo = ""  # how the assistant keeps from hearing itself
 
         self.error_banner = ErrorBanner()
         self.conversation = ConversationView()
@@ -229,11 +235,12 @@ class MainWindow(QMainWindow):
         bridge.turn_cancelled.connect(self._on_turn_cancelled)
         bridge.timings.connect(self._on_timings)
         bridge.error.connect(self.show_error)
-        bridge.device_restored.connect(self.error_banner.clear_stage)
+        bridge.device_restored.connect(self._on_device_restored)
         assistant.subscribe(bridge.post)
         self._bridge = bridge
         self.hands_free.setChecked(self._config.vad.mode == "hands-free")
-        self.status.set_echo(assistant.echo.description)
+        self._echo = assistant.echo.description
+        self._show_devices()
         self._set_controls_enabled(True)
         return bridge
 
@@ -258,6 +265,32 @@ class MainWindow(QMainWindow):
     def show_error(self, stage: str, message: str, fatal: bool = False) -> None:
         """Show an error in place; the window keeps running (typed questions may still work)."""
         self.error_banner.show_error(stage, message, fatal)
+        if stage in ("audio-in", "audio-out"):
+            self._missing.add(stage)
+            self._show_devices()
+
+    @Slot(str)
+    def _on_device_restored(self, stage: str) -> None:
+        self.error_banner.clear_stage(stage)
+        self._missing.discard(stage)
+        self._show_devices()
+
+    def _show_devices(self) -> None:
+        """The status line does not say "Listening" without a microphone, nor how the
+        assistant keeps from hearing itself without a speaker."""
+        if "audio-out" in self._missing:
+            self.status.set_echo(_NO_SPEAKER)
+        elif self._echo:
+            self.status.set_echo(self._echo)
+        if self.status.state == State.LISTENING:
+            self._show_listening()
+        self._update_hint()
+
+    def _show_listening(self) -> None:
+        """Listening, or without a microphone, ready for a typed question."""
+        no_microphone = "audio-in" in self._missing
+        detail = self._note or (_NO_MICROPHONE if no_microphone else "")
+        self.status.set_state(State.LISTENING, detail, "Ready" if no_microphone else None)
 
     def _set_controls_enabled(self, enabled: bool) -> None:
         for widget in (self.talk_button, self.question_edit, self.hands_free):
@@ -266,13 +299,19 @@ class MainWindow(QMainWindow):
 
     def _update_hint(self) -> None:
         hands_free = self.hands_free.isChecked()
-        self.conversation.set_hint(_HINT_HANDS_FREE if hands_free else _HINT_PTT)
+        if "audio-in" in self._missing:
+            self.conversation.set_hint(_HINT_NO_MICROPHONE)
+        else:
+            self.conversation.set_hint(_HINT_HANDS_FREE if hands_free else _HINT_PTT)
 
     # -- engine events -------------------------------------------------------------------
     @Slot(object)
     def _on_state(self, state: State) -> None:
-        detail, self._note = (self._note if state == State.LISTENING else ""), ""
-        self.status.set_state(state, detail)
+        if state == State.LISTENING:
+            self._show_listening()
+        else:
+            self.status.set_state(state)
+        self._note = ""
         self.stop_button.setEnabled(self._assistant is not None and state in _BUSY)
         if state == State.STOPPED:
             self._set_controls_enabled(False)

@@ -72,9 +72,11 @@ class StatusLine(QFrame):
         self.state: State = State.STOPPED
         self.set_state(State.LOADING)
 
-    def set_state(self, state: State, detail: str = "") -> None:
+    def set_state(self, state: State, detail: str = "", text: str | None = None) -> None:
+        """``text`` in place of the state's usual word (e.g. "Ready" for listening with
+        no microphone to listen to)."""
         self.state = state
-        self._state.setText(STATE_TEXT.get(state, str(state)))
+        self._state.setText(text or STATE_TEXT.get(state, str(state)))
         self._detail.setText(detail)
         self._dot.setProperty("state", str(state))
         self._dot.style().unpolish(self._dot)
