@@ -112,7 +112,10 @@ def test_spoken_question_is_answered_through_devices(app_process, recognizer, tm
     with Recorder("app_out.monitor") as recorder:
         t_asked = time.monotonic()
         play_into_mic(question)
-        onset = recorder.wait_for_sound(since=t_asked, timeout=TURN_S)
+        try:
+            onset = recorder.wait_for_sound(since=t_asked, timeout=TURN_S)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; stdout:\n{out.text()}\nstderr:\n{err.text()}")
 
         # The reply is complete once the app printed it and the speaker has been quiet 1.5 s.
         def replied() -> bool:
